@@ -1,0 +1,3 @@
+from .teacher_temp_hook import TeacherTempWarmupHook
+
+__all__ = ['TeacherTempWarmupHook']

@@ -1,0 +1,187 @@
+"""CMID: Contrastive Mask Image Distillation (Muhtar et al., IEEE TGRS 2023).
+
+A student (backbone with a mask token + MIM decoder + global projector + local head) and an EMA
+teacher (backbone + global projector + local head) see two crops A and B of one image. The
+student sees both views masked, the teacher both views whole. Three losses:
+
+* ``loss_rec``: the student reconstructs each view's pixels from its masked version;
+* ``loss_global``: MoCo-v2 InfoNCE, student(masked A) vs teacher(B) (and B vs A) with a queue;
+* ``loss_local``: DINO cross-entropy between position-matched cells of the last feature maps,
+  student(masked A) vs teacher(B) (and B vs A).
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmpretrain.models import BaseSelfSupervisor, CosineEMA
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+from torch import nn
+
+from cmid_mm.models.utils.mean_fill import mean_fill, upsample_mask
+from cmid_mm.models.utils.position_matching import cell_centers, gather_cells, match_cells
+
+
+def _stack_field(data_samples: Sequence[DataSample], key: str, device) -> torch.Tensor:
+    """Stack a per-sample field with a leading view axis into (B, V, ...)."""
+    try:
+        values = [ds.get(key) for ds in data_samples]
+    except AttributeError:  # pragma: no cover - DataSample.get exists
+        values = [getattr(ds, key, None) for ds in data_samples]
+    if any(v is None for v in values):
+        raise KeyError(f'data sample has no {key!r}: the train pipeline must end with '
+                       "CMIDMultiView(...) and PackInputs(algorithm_keys=['crop_bbox', "
+                       "'crop_src_shape', 'flip'])")
+    return torch.stack([torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v)
+                        for v in values]).to(device)
+
+
+@MODELS.register_module()
+class CMID(BaseSelfSupervisor):
+    """CMID self-supervised algorithm.
+
+    Args:
+        backbone (dict): a masked backbone whose ``forward(x, mask)`` takes a (B, H/4, W/4)
+            mask, e.g. ``CMIDResNet`` / ``CMIDSwinTransformer`` / ``CMIDVisionTransformer``.
+            Its last output is the feature map all losses use (stride 32, or 16 for ViT/16).
+        mim_head (dict): pixel decoder + reconstruction losses (``CMIDMIMHead``).
+        global_neck (dict): global projector, e.g. ``MoCoV2Neck`` (avgpool-fc-relu-fc).
+        global_head (dict): InfoNCE with a queue (``QueueContrastiveHead``).
+        local_neck (dict): DINO head on cell features (``CMIDLocalHead``).
+        local_loss (dict): DINO loss with centre and teacher temperature (``DINOLocalLoss``).
+        base_momentum (float): EMA update weight at the start (0.004 = decay 0.996); cosine
+            to ``end_momentum`` (0.0 = decay 1.0) over all iterations.
+        num_matches (int): student cells kept by position matching (20 of 7x7 in the paper).
+        reference_offsets (bool): reproduce the reference code's crop-offset bug in position
+            matching (offsets as fractions, spec §2.6) to compare with its released models.
+        loss_weights (dict): weights of ``loss_rec``, ``loss_global``, ``loss_local`` (1 each).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 mim_head: dict,
+                 global_neck: dict,
+                 global_head: dict,
+                 local_neck: dict,
+                 local_loss: dict,
+                 base_momentum: float = 0.004,
+                 end_momentum: float = 0.0,
+                 num_matches: int = 20,
+                 reference_offsets: bool = False,
+                 loss_weights: Optional[dict] = None,
+                 pretrained: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
+        super().__init__(
+            backbone=backbone,
+            pretrained=pretrained,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        self.mim_head = MODELS.build(mim_head)
+        self.global_neck = MODELS.build(global_neck)
+        self.global_head = MODELS.build(global_head)
+        self.local_neck = MODELS.build(local_neck)
+        self.local_loss = MODELS.build(local_loss)
+        # The teacher mirrors backbone + global projector + local head (not the MIM decoder).
+        # Its first update (step 0) copies the student exactly.
+        self.teacher = CosineEMA(
+            self._student_modules(),
+            momentum=base_momentum,
+            end_momentum=end_momentum)
+        self.num_matches = num_matches
+        self.reference_offsets = reference_offsets
+        weights = dict(loss_rec=1.0, loss_global=1.0, loss_local=1.0)
+        unknown = set(loss_weights or {}) - set(weights)
+        if unknown:
+            raise KeyError(f'loss_weights has unknown keys {sorted(unknown)}; use '
+                           f'{sorted(weights)}')
+        weights.update({k: float(v) for k, v in (loss_weights or {}).items()})
+        self.loss_weights = weights
+
+    def _student_modules(self) -> nn.ModuleDict:
+        """The student modules the teacher mirrors (same keys as ``self.teacher.module``)."""
+        return nn.ModuleDict(
+            dict(backbone=self.backbone, global_neck=self.global_neck,
+                 local_neck=self.local_neck))
+
+    def extract_feat(self, inputs: torch.Tensor) -> tuple:
+        """Student backbone features of unmasked images: the tuple of ``out_indices`` maps."""
+        return self.backbone(inputs)
+
+    def _global(self, feat: torch.Tensor, neck: nn.Module) -> torch.Tensor:
+        return neck([feat])[0]
+
+    def _cells(self, data_samples: Sequence[DataSample], grid_hw: tuple, device):
+        """Cell centres (B, 2, h*w, 2) of both views in source pixels (spec §2.6)."""
+        boxes = _stack_field(data_samples, 'crop_bbox', device).float()
+        flips = _stack_field(data_samples, 'flip', device).bool()
+        src = _stack_field(data_samples, 'crop_src_shape', device).float() \
+            if self.reference_offsets else None
+        return torch.stack([
+            cell_centers(boxes[:, v], flips[:, v], grid_hw,
+                         src[:, v] if src is not None else None, self.reference_offsets)
+            for v in range(2)
+        ], dim=1)
+
+    def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
+             **kwargs) -> Dict[str, torch.Tensor]:
+        """One CMID step.
+
+        Args:
+            inputs: two normalised views, each (B, N, H, W).
+            data_samples: per image, ``mask`` (2, H/4, W/4) (1 = masked), ``crop_bbox``
+                (2, 4) [top, left, height, width] and ``crop_src_shape`` (2, 2) in source
+                pixels, ``flip`` (2,).
+
+        Returns:
+            ``loss_rec``, ``loss_global``, ``loss_local`` (already weighted).
+        """
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError('CMID expects two views per image (inputs = [view_a, view_b]); '
+                             'use CMIDMultiView(num_views=[1, 1], ...) in the train pipeline')
+        views = list(inputs)
+        masks = torch.stack([ds.mask for ds in data_samples]).to(views[0].device)  # (B,2,h,w)
+
+        # Teacher: EMA update with the current student, then plain forward of both views.
+        # (mmpretrain convention, as in BYOL / MoCo: updating before this step's optimizer
+        # step equals updating after the previous one.)
+        with torch.no_grad():
+            self.teacher.update_parameters(self._student_modules())
+            teacher = self.teacher.module
+            t_feats = [teacher.backbone(v)[-1] for v in views]
+            t_keys = [self._global(f, teacher.global_neck) for f in t_feats]
+
+        # Student: both views masked (mean fill in pixels + mask token after the stem).
+        s_feats, losses_rec = [], []
+        for v, view in enumerate(views):
+            mask = masks[:, v]
+            masked = mean_fill(view, upsample_mask(mask, view.shape[-2:]))
+            feat = self.backbone(masked, mask)[-1]
+            s_feats.append(feat)
+            rec = self.mim_head.loss(feat, view, mask)
+            losses_rec.append(sum(rec.values()))
+        loss_rec = sum(losses_rec) / 2
+
+        # Global: student(masked X) vs teacher(other view), queue of teacher keys.
+        queries = [self._global(f, self.global_neck) for f in s_feats]
+        loss_global = (self.global_head.loss(queries[0], t_keys[1]) +
+                       self.global_head.loss(queries[1], t_keys[0])) / 2
+        self.global_head.enqueue(t_keys[1])
+        self.global_head.enqueue(t_keys[0])
+
+        # Local: DINO on position-matched cells of the last feature maps.
+        grid_hw = tuple(s_feats[0].shape[-2:])
+        centres = self._cells(data_samples, grid_hw, views[0].device)
+        loss_local, t_outs = 0., []
+        for s, t in ((0, 1), (1, 0)):
+            idx_s, idx_t = match_cells(centres[:, s], centres[:, t], self.num_matches)
+            s_out = self.local_neck(gather_cells(s_feats[s], idx_s))
+            with torch.no_grad():
+                t_out = teacher.local_neck(gather_cells(t_feats[t], idx_t))
+            loss_local = loss_local + self.local_loss(s_out, t_out) / 2
+            t_outs.append(t_out)
+        # Centre: once per step, from the teacher outputs of both directions.
+        self.local_loss.update_center(torch.cat(t_outs, dim=-1))
+
+        losses = dict(loss_rec=loss_rec, loss_global=loss_global, loss_local=loss_local)
+        return {k: self.loss_weights[k] * v for k, v in losses.items()}

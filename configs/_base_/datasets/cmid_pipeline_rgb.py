@@ -1,0 +1,69 @@
+# CMID per-image pipeline for 8-bit RGB images (spec §2): two independent views A and B of each
+# image, each with its own block mask and crop geometry. Normalisation is not here: the model's
+# data preprocessor does it (and must set to_rgb=True: images stay BGR, mmcv's default, until
+# then).
+#
+# Packed sample: inputs = [view A, view B], each a uint8 tensor (3, 224, 224); data_sample.mask
+# (2, 56, 56) uint8 tensor; data_sample.crop_bbox (2, 4) float32 [top, left, height, width] and
+# crop_src_shape (2, 2) [H, W] in pixels of the loaded image; data_sample.flip (2,) bool (numpy
+# arrays); metainfo img_path.
+crop_size = 224
+
+crop_and_flip = [
+    dict(
+        type='RandomResizedCropWithBox',
+        scale=crop_size,
+        crop_ratio_range=(0.3, 1.0),
+        aspect_ratio_range=(3. / 4., 4. / 3.),
+        interpolation='bicubic',
+        backend='pillow'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+]
+block_mask = dict(
+    type='BlockMaskGenerator',
+    input_size=crop_size,
+    block_size=32,
+    token_stride=4,
+    mask_ratio=0.6)
+
+# View A: geometry only, no colour augmentation.
+view_a = crop_and_flip + [block_mask]
+
+# View B: same geometry, then the colour / degradation augmentations at the spec's rates.
+view_b = crop_and_flip + [
+    dict(
+        type='RandomApply',
+        transforms=[
+            dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
+        ],
+        prob=0.8),
+    # mmpretrain's GaussianBlur is PIL's ImageFilter.GaussianBlur(radius): `radius` is the
+    # Gaussian sigma in pixels, here uniform in [0.1, 2.0] (magnitude_std='inf' draws the
+    # magnitude uniformly from the range). PIL has no kernel-size argument: its blur spans about
+    # +-3 sigma (up to ~13 px at sigma 2) instead of the reference's kernel of 3-7 px, so large
+    # sigmas blur somewhat more than in the reference.
+    dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=1.0),
+    dict(type='RandomGaussianNoise', prob=0.6, var_range=(10., 50.)),
+    dict(type='Solarize', thr=128, prob=0.2),
+    # luminance weights in BGR order (images are BGR here)
+    dict(
+        type='RandomGrayscale',
+        prob=0.2,
+        keep_channels=True,
+        channel_weights=(0.114, 0.587, 0.2989)),
+    block_mask,
+]
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    # The reference first resizes every image to 224x224 (bicubic, aspect ignored), so crop
+    # boxes are then in pixels of that resized image. Uncomment to reproduce it; by default
+    # the views are cropped from the original image.
+    # dict(type='Resize', scale=crop_size, keep_ratio=False, interpolation='bicubic',
+    #      backend='pillow'),
+    dict(type='CMIDMultiView', num_views=[1, 1], transforms=[view_a, view_b]),
+    dict(
+        type='PackInputs',
+        algorithm_keys=['crop_bbox', 'crop_src_shape', 'flip'],
+        meta_keys=['img_path']),
+]

@@ -1,0 +1,29 @@
+default_scope = 'mmpretrain'
+custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+
+default_hooks = dict(
+    runtimeinfo=dict(type='RuntimeInfoHook'),
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+
+# DINO teacher-temperature warm-up of the local loss (per epoch, as the reference).
+custom_hooks = [dict(type='TeacherTempWarmupHook', by_epoch=True)]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),  # tools/train.py switches to gloo when there is no GPU
+)
+
+log_processor = dict(window_size=10)
+vis_backends = [dict(type='LocalVisBackend')]
+# TensorBoard: vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='UniversalVisualizer', vis_backends=vis_backends)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=None, deterministic=False)

@@ -1,0 +1,116 @@
+"""Train any cmid_mm config: CMID pretraining (mmpretrain scope) or a downstream task
+(mmseg / mmdet scopes). The config's ``default_scope`` and ``custom_imports`` decide which
+toolbox builds the modules; this script only merges the command line into the config.
+
+    python tools/train.py configs/cmid_demo_resnet18_rs-sample.py
+    python tools/train.py CONFIG --work-dir DIR --resume auto --cfg-options a.b=1
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import warnings
+
+# Run from a checkout without installing: make `import cmid_mm` find the repo.
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+from cmid_mm.utils import load_config, prepare_cpu_distributed  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a model with a cmid_mm config')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from the given checkpoint, or (no value / "auto") from the latest '
+        'complete checkpoint in the work dir')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision training (needs a GPU; ignored on CPU)')
+    parser.add_argument('--no-validate', action='store_true',
+                        help='skip validation during training')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by (total batch size / auto_scale_lr.base_batch_size)')
+    parser.add_argument('--no-pin-memory', action='store_true',
+                        help='do not pin memory in the data loaders')
+    parser.add_argument('--no-persistent-workers', action='store_true',
+                        help='do not use persistent workers in the data loaders')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction,
+        help='override settings in the config, key=value pairs such as '
+        'train_dataloader.batch_size=8 model.backbone.depth=18')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    # torch.distributed.launch passes --local_rank, torchrun sets LOCAL_RANK.
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args) -> Config:
+    """Merge command-line arguments into ``cfg`` (same semantics as mmpretrain's train.py)."""
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    cfg.launcher = args.launcher
+
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' \
+            and not torch.cuda.is_available():
+        warnings.warn('AMP needs a GPU and none is available: training in float32 '
+                      '(optim_wrapper.type AmpOptimWrapper -> OptimWrapper).')
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        cfg.optim_wrapper.pop('loss_scale', None)
+        cfg.optim_wrapper.pop('dtype', None)
+
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg:
+            raise KeyError(f'--auto-scale-lr was given but {args.config} has no `auto_scale_lr` '
+                           'field: add auto_scale_lr = dict(base_batch_size=..., enable=False).')
+        cfg.auto_scale_lr.enable = True
+
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if not loader:
+            continue
+        if args.no_pin_memory:
+            loader['pin_memory'] = False
+        if args.no_persistent_workers or loader.get('num_workers', 0) == 0:
+            loader['persistent_workers'] = False
+
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = merge_args(load_config(args.config), args)
+    prepare_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
