@@ -19,6 +19,9 @@
 #   MAX_JOBS=2             parallel compile jobs for mmcv
 set -euo pipefail
 
+# Everything runs inside main() so bash has read the whole file before running any of it.
+main() {
+
 TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 MMCV_VERSION=2.1.0
@@ -133,3 +136,6 @@ print(f'  ok: torch {torch.__version__}, mmcv {mmcv.__version__} (CPU ops run), 
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, cmid_mm {cmid_mm.__version__}')
 EOF
 step "done. Activate with: source ${VENV:-<your env>}/bin/activate"
+}
+
+main "$@"

@@ -7,6 +7,8 @@ hub's ``HistoryBuffer`` objects and numpy scalars/arrays in ``meta``) fails to l
 off, :func:`register_safe_globals` allow-lists exactly the classes and functions such
 checkpoints contain; everything else is still refused by torch.
 """
+import pickle
+
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
@@ -23,9 +25,35 @@ def _numpy_globals() -> list:
     return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, *dtype_classes]
 
 
+def _history_buffer_getattr(obj, name: str):
+    """Stand-in for ``builtins.getattr`` during safe loading.
+
+    Pickle stores ``HistoryBuffer``'s statistics methods (its ``min``, ``max``, ``mean``,
+    ``current`` and registered ones) as ``getattr(HistoryBuffer, 'min')``. Allow-listing the
+    real ``getattr`` would let a malicious file reach any attribute of any allowed object
+    (and from there, anything); this version resolves exactly those methods and refuses the
+    rest.
+    """
+    allowed = {'min', 'max', 'mean', 'current', *HistoryBuffer._statistics_methods}
+    if obj is HistoryBuffer and isinstance(name, str) and name in allowed:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); cmid_mm only allows the statistics '
+        'methods of mmengine.logging.HistoryBuffer during safe loading.')
+
+
 def safe_globals() -> list:
-    """The allow-list: what mmengine Runner checkpoints contain besides tensors and builtins."""
-    return [HistoryBuffer, *_numpy_globals()]
+    """The allow-list: what mmengine Runner checkpoints contain besides tensors and builtins.
+
+    Items are objects, or ``(object, name-in-the-pickle)`` pairs as torch accepts them.
+    """
+    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'), *_numpy_globals()]
+
+
+def safe_global_names() -> set:
+    """The names (``module.qualname``) the allow-list lets a pickle refer to."""
+    return {g[1] if isinstance(g, tuple) else f'{g.__module__}.{g.__qualname__}'
+            for g in safe_globals()}
 
 
 def register_safe_globals() -> None:

@@ -6,12 +6,13 @@ import pickle
 
 import pytest
 import torch
+from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
 import cmid_mm  # noqa: F401  (registers the allow-list)
-from cmid_mm.utils import safe_globals
+from cmid_mm.utils import register_safe_globals, safe_global_names
 
 
 class ToyModel(BaseModel):
@@ -39,6 +40,7 @@ class ToyData(torch.utils.data.Dataset):
 
 
 def _runner(work_dir, max_iters, resume=False):
+    torch.manual_seed(0)  # the model is built before the Runner seeds anything
     return Runner(
         model=ToyModel(),
         work_dir=work_dir,
@@ -46,7 +48,7 @@ def _runner(work_dir, max_iters, resume=False):
             dataset=ToyData(), sampler=dict(type='DefaultSampler', shuffle=True),
             batch_size=2, num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
-        param_scheduler=dict(type='MultiStepLR', milestones=[2], by_epoch=False),
+        param_scheduler=dict(type='MultiStepLR', milestones=[2], by_epoch=False, end=4),
         train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=1000),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False)),
         randomness=dict(seed=0),
@@ -59,9 +61,13 @@ def test_runner_checkpoint_needs_exactly_the_allow_list(tmp_path):
     runner = _runner(str(tmp_path), max_iters=2)
     runner.train()
     ckpt = osp.join(tmp_path, 'iter_2.pth')
-    unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(ckpt))
+    torch.serialization.clear_safe_globals()  # see what torch alone would refuse
+    try:
+        unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(ckpt))
+    finally:
+        register_safe_globals()
     assert unsafe, 'a Runner checkpoint should hold non-tensor globals (message hub, numpy)'
-    allowed = {f'{g.__module__}.{g.__qualname__}' for g in safe_globals()}
+    allowed = safe_global_names()
     assert unsafe <= allowed, f'not allow-listed: {sorted(unsafe - allowed)}'
     ckpt_obj = torch.load(ckpt, map_location='cpu', weights_only=True)
     assert ckpt_obj['meta']['iter'] == 2
@@ -93,4 +99,19 @@ def test_safety_is_not_turned_off():
     torch.save({'x': _Evil()}, buf)
     buf.seek(0)
     with pytest.raises(pickle.UnpicklingError):
+        torch.load(buf, weights_only=True)
+
+
+class _GetattrEscape:
+    """Pickles as getattr(HistoryBuffer, '__init__'): a step towards arbitrary attributes."""
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
+def test_getattr_is_restricted_to_history_buffer_statistics():
+    buf = io.BytesIO()
+    torch.save({'x': _GetattrEscape()}, buf)
+    buf.seek(0)
+    with pytest.raises(pickle.UnpicklingError, match="getattr.*'__init__'"):
         torch.load(buf, weights_only=True)

@@ -39,9 +39,10 @@ view_b = crop_and_flip + [
         prob=0.8),
     # mmpretrain's GaussianBlur is PIL's ImageFilter.GaussianBlur(radius): `radius` is the
     # Gaussian sigma in pixels, here uniform in [0.1, 2.0] (magnitude_std='inf' draws the
-    # magnitude uniformly from the range). PIL has no kernel-size argument: its blur spans about
-    # +-3 sigma (up to ~13 px at sigma 2) instead of the reference's kernel of 3-7 px, so large
-    # sigmas blur somewhat more than in the reference.
+    # magnitude uniformly from the range). PIL has no kernel-size argument: its (3-pass box)
+    # blur of an 8-bit impulse spans +-2 px at sigma 0.5 and +-5 px at sigma 2, instead of the
+    # reference's kernel of 3-7 px (+-1..3 px), so large sigmas blur somewhat more than in the
+    # reference (at sigma 0.1 PIL leaves an 8-bit image unchanged).
     dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=1.0),
     dict(type='RandomGaussianNoise', prob=0.6, var_range=(10., 50.)),
     dict(type='Solarize', thr=128, prob=0.2),
