@@ -90,6 +90,10 @@ def merge_args(cfg: Config, args) -> Config:
                            'field: add auto_scale_lr = dict(base_batch_size=..., enable=False).')
         cfg.auto_scale_lr.enable = True
 
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+
+    # After --cfg-options, so that e.g. num_workers=0 from the command line is seen here.
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(field)
         if not loader:
@@ -99,8 +103,6 @@ def merge_args(cfg: Config, args) -> Config:
         if args.no_persistent_workers or loader.get('num_workers', 0) == 0:
             loader['persistent_workers'] = False
 
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 

@@ -57,11 +57,8 @@ view_b = crop_and_flip + [
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),
-    # The reference first resizes every image to 224x224 (bicubic, aspect ignored), so crop
-    # boxes are then in pixels of that resized image. Uncomment to reproduce it; by default
-    # the views are cropped from the original image.
-    # dict(type='Resize', scale=crop_size, keep_ratio=False, interpolation='bicubic',
-    #      backend='pillow'),
+    # Views are cropped from the original image. The reference first resizes every image to
+    # 224x224: use cmid_pipeline_rgb_resize224.py for that.
     dict(type='CMIDMultiView', num_views=[1, 1], transforms=[view_a, view_b]),
     dict(
         type='PackInputs',

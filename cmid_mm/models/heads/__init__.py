@@ -1,0 +1,4 @@
+from .mim_head import CMIDMIMHead
+from .queue_contrastive_head import QueueContrastiveHead
+
+__all__ = ['CMIDMIMHead', 'QueueContrastiveHead']

@@ -1,0 +1,77 @@
+"""Pixel decoder and reconstruction losses of CMID's masked image modelling (spec §4, §5)."""
+from typing import Dict, List, Optional, Union
+
+import torch
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from cmid_mm.models.utils.mean_fill import upsample_mask
+
+
+@MODELS.register_module()
+class CMIDMIMHead(BaseModule):
+    """Reconstruct the normalised view from the last feature map; spatial + frequency loss.
+
+    The decoder is a 1x1 convolution to ``encoder_stride**2 * in_chans`` channels followed by
+    ``PixelShuffle(encoder_stride)`` (SimMIM's linear decoder). The sum of the two returned
+    losses is CMID's ``L_rec`` of one view.
+
+    Args:
+        in_channels (int): channels C of the last feature map (2048 for ResNet-50).
+        encoder_stride (int): source pixels per feature-map cell (32 for ResNet / Swin, 16 for
+            ViT/16).
+        in_chans (int): image channels N to reconstruct (3 for RGB, bands for multispectral).
+        loss_spatial (dict): pixel-space loss, called ``(pred, target, pixel_mask)``.
+        loss_freq (dict): frequency-space loss, called ``(pred, target, pixel_mask)``.
+        init_cfg (dict or list[dict], optional): mmengine initialisation config.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 encoder_stride: int = 32,
+                 in_chans: int = 3,
+                 loss_spatial: dict = dict(type='FocalL1Loss'),
+                 loss_freq: dict = dict(type='FocalFrequencyLoss'),
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.encoder_stride = encoder_stride
+        self.decoder = nn.Sequential(
+            nn.Conv2d(in_channels, encoder_stride**2 * in_chans, kernel_size=1),
+            nn.PixelShuffle(encoder_stride))
+        self.loss_spatial = MODELS.build(loss_spatial)
+        self.loss_freq = MODELS.build(loss_freq)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """Decode pixels.
+
+        Args:
+            feat: (B, C, h, w) last-stage feature map.
+
+        Returns:
+            (B, in_chans, h * encoder_stride, w * encoder_stride) reconstruction.
+        """
+        return self.decoder(feat)
+
+    def loss(self, feat: torch.Tensor, target: torch.Tensor,
+             mask: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Reconstruction losses of one view.
+
+        Args:
+            feat: (B, C, h, w) last-stage feature map of the masked view.
+            target: (B, N, H, W) the unmasked normalised view, H = h * encoder_stride.
+            mask: (B, H', W') with 1 = masked, on any grid whose size divides (H, W)
+                (e.g. the stride-4 token grid); upsampled to pixels by repetition.
+
+        Returns:
+            ``loss_spatial`` and ``loss_freq`` (scalars).
+        """
+        pred = self(feat)
+        if pred.shape != target.shape:
+            raise ValueError(f'reconstruction {tuple(pred.shape)} does not match the target '
+                             f'{tuple(target.shape)}: set encoder_stride to the backbone '
+                             'stride of the feature map and in_chans to the image channels')
+        pixel_mask = upsample_mask(mask, target.shape[-2:])
+        return dict(
+            loss_spatial=self.loss_spatial(pred, target, pixel_mask),
+            loss_freq=self.loss_freq(pred, target, pixel_mask))

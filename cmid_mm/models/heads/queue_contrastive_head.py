@@ -1,0 +1,87 @@
+"""MoCo-v2 InfoNCE with a FIFO queue of teacher keys (spec §5, ``L_global``)."""
+from typing import List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_gather
+from mmengine.model import BaseModule
+from mmpretrain.registry import MODELS
+
+
+@MODELS.register_module()
+class QueueContrastiveHead(BaseModule):
+    """InfoNCE of student queries against one positive teacher key and a queue of negatives.
+
+    ``logits = [q . k, q . queue^T] / temperature`` with L2-normalised ``q`` and ``k``,
+    cross-entropy with target 0. The queue and its write pointer are buffers (saved in
+    checkpoints).
+
+    Args:
+        feat_dim (int): key dimension D (output of the global projector).
+        queue_len (int): number of keys K in the queue; must be a multiple of the number of
+            keys enqueued at once (batch size x world size).
+        temperature (float): softmax temperature.
+        reference_queue_init (bool): initialise the queue as the reference code does (each
+            feature column normalised over the K keys, spec §9) instead of each key to unit
+            norm. Only matters until the queue has been refilled.
+        init_cfg (dict or list[dict], optional): mmengine initialisation config.
+    """
+
+    def __init__(self,
+                 feat_dim: int = 256,
+                 queue_len: int = 65536,
+                 temperature: float = 0.2,
+                 reference_queue_init: bool = False,
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.temperature = temperature
+        queue = F.normalize(torch.randn(queue_len, feat_dim),
+                            dim=0 if reference_queue_init else 1)
+        self.register_buffer('queue', queue)
+        self.register_buffer('queue_ptr', torch.zeros(1, dtype=torch.long))
+
+    def _check(self, name: str, x: torch.Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.queue.shape[1]:
+            raise ValueError(f'{name} must be (B, feat_dim={self.queue.shape[1]}); got '
+                             f'{tuple(x.shape)}: set feat_dim to the projector output size')
+
+    def loss(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """InfoNCE loss.
+
+        Args:
+            q: (B, D) queries (student projections); gradients flow through them.
+            k: (B, D) positive keys (teacher projections); detached.
+
+        Returns:
+            Scalar loss.
+        """
+        self._check('q', q)
+        self._check('k', k)
+        q = F.normalize(q, dim=1)
+        k = F.normalize(k.detach(), dim=1)
+        pos = (q * k).sum(dim=1, keepdim=True)
+        # A copy: enqueue() writes the queue in place before backward needs it.
+        neg = q @ self.queue.clone().to(q.dtype).t()
+        logits = torch.cat([pos, neg], dim=1) / self.temperature
+        labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+        return F.cross_entropy(logits, labels)
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Normalise ``keys``, gather them from all ranks and write them at the pointer.
+
+        Args:
+            keys: (B, D) teacher keys of this rank. Under torch.distributed, the keys of all
+                ranks are concatenated in rank order (gathered once).
+        """
+        self._check('keys', keys)
+        keys = torch.cat(all_gather(F.normalize(keys, dim=1)), dim=0)
+        num, queue_len = keys.shape[0], self.queue.shape[0]
+        if queue_len % num:
+            raise ValueError(f'queue_len={queue_len} is not a multiple of the number of keys '
+                             f'enqueued at once ({num} = batch size x world size): choose a '
+                             'queue_len divisible by it, or change the batch size')
+        ptr = int(self.queue_ptr)
+        index = torch.arange(ptr, ptr + num, device=self.queue.device) % queue_len
+        self.queue[index] = keys.to(self.queue.dtype)
+        self.queue_ptr[0] = (ptr + num) % queue_len

@@ -1,0 +1,5 @@
+from .dino_local_loss import DINOLocalLoss
+from .focal_frequency_loss import FocalFrequencyLoss
+from .focal_l1_loss import FocalL1Loss
+
+__all__ = ['DINOLocalLoss', 'FocalFrequencyLoss', 'FocalL1Loss']

@@ -1,0 +1,3 @@
+from .local_head import CMIDLocalHead
+
+__all__ = ['CMIDLocalHead']
