@@ -75,6 +75,7 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
+    constructor='CMIDOptimWrapperConstructor',
     optimizer=dict(
         type='Adan', lr=1e-3 * 16 / 64, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.02),
     paramwise_cfg=dict(flat_decay_mult=0.0, custom_keys={'mask_token': dict(decay_mult=0.0)}))

@@ -4,6 +4,7 @@
 optim_wrapper = dict(
     type='AmpOptimWrapper',  # tools/train.py falls back to float32 on a CPU-only machine
     loss_scale='dynamic',
+    constructor='CMIDOptimWrapperConstructor',  # the EMA teacher is not optimised
     optimizer=dict(
         type='Adan', lr=4e-3, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.02),
     paramwise_cfg=dict(

@@ -1,0 +1,3 @@
+from .cmid_constructor import CMIDOptimWrapperConstructor
+
+__all__ = ['CMIDOptimWrapperConstructor']
