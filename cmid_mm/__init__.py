@@ -14,6 +14,6 @@ from .utils.checkpoint import register_safe_globals  # noqa: E402
 
 register_safe_globals()
 
-from . import datasets, engine, models  # noqa: E402,F401
+from . import cd, datasets, downstream, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info']
