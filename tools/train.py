@@ -18,7 +18,7 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from cmid_mm.utils import load_config, prepare_cpu_distributed  # noqa: E402
+from cmid_mm.utils import load_config, prepare_cpu_distributed, release_distributed  # noqa: E402,E501
 
 
 def parse_args(argv=None):
@@ -112,6 +112,8 @@ def main(argv=None):
     prepare_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    if args.launcher != 'none':
+        release_distributed(runner)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,8 @@ from mmengine.config import Config
 from mmengine.dist import all_reduce, get_rank, get_world_size
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..'))
-from cmid_mm.utils import DeviceAgnosticDDP, prepare_cpu_distributed  # noqa: E402
+from cmid_mm.utils import (DeviceAgnosticDDP, prepare_cpu_distributed,  # noqa: E402
+                           release_distributed)
 
 cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
 prepare_cpu_distributed(cfg, 'pytorch')
@@ -21,3 +22,6 @@ out = dict(rank=get_rank(), world=get_world_size(), sum=t.item(),
            grad=model.module.weight.grad.tolist())
 with open(os.path.join(sys.argv[1], f'rank{get_rank()}.json'), 'w') as f:
     json.dump(out, f)
+del model
+release_distributed()
+assert not torch.distributed.is_initialized()

@@ -1,0 +1,7 @@
+# mmpretrain's runtime, plus cmid_mm's import (safe loading of CMID Runner checkpoints) and
+# checkpoints / logs sized for datasets of a few thousand images.
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=10),
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='auto'))

@@ -1,0 +1,21 @@
+# CMID Swin-B fully fine-tuned on AID with the paper's UC Merced recipe (spec §8):
+# 224 px, 200 epochs, Adan lr 3.125e-3 wd 0.02, 5 warm-up epochs, Mixup 0.8 / CutMix 1.0,
+# label smoothing 0.1, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25, drop path 0.5
+# (mmpretrain's Swin-B classifier base already holds drop path, Mixup/CutMix and smoothing).
+#   python tools/train.py configs/classification/cmid_swin-b_ft_aid.py \
+#       --cfg-options model.backbone.init_cfg.checkpoint=work_dirs/cmid_swin-b_backbone.pth
+_base_ = [
+    'mmpretrain::_base_/models/swin_transformer/base_224.py',
+    './_base_/datasets/aid_ft_224.py',
+    './_base_/schedules/adan_ft_200e.py',
+    './_base_/scene_runtime.py',
+]
+
+# CMID weights: a CMID training checkpoint or the output of
+# tools/model_converters/export_cmid.py (student backbone under `backbone.`; window 7 at
+# 224 px as pretrained). The value is copied into the model when the config is read, so
+# override the model field, model.backbone.init_cfg.checkpoint=PATH, not this variable.
+checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
+model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
+    head=dict(num_classes=30))
