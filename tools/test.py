@@ -13,7 +13,8 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from cmid_mm.utils import load_config, prepare_cpu_distributed  # noqa: E402
+from cmid_mm.utils import (fix_dataloaders, load_config,  # noqa: E402
+                           prepare_cpu_distributed, release_distributed)
 
 
 def parse_args(argv=None):
@@ -47,6 +48,7 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    fix_dataloaders(cfg)
     prepare_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     if args.out is not None:
@@ -55,6 +57,8 @@ def main(argv=None):
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
     metrics = runner.test()
     print(metrics)
+    if args.launcher != 'none':
+        release_distributed(runner)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,8 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from cmid_mm.utils import load_config, prepare_cpu_distributed, release_distributed  # noqa: E402,E501
+from cmid_mm.utils import (fix_dataloaders, load_config,  # noqa: E402
+                           prepare_cpu_distributed, release_distributed)
 
 
 def parse_args(argv=None):
@@ -94,15 +95,7 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.merge_from_dict(args.cfg_options)
 
     # After --cfg-options, so that e.g. num_workers=0 from the command line is seen here.
-    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        loader = cfg.get(field)
-        if not loader:
-            continue
-        if args.no_pin_memory:
-            loader['pin_memory'] = False
-        if args.no_persistent_workers or loader.get('num_workers', 0) == 0:
-            loader['persistent_workers'] = False
-
+    fix_dataloaders(cfg, args.no_pin_memory, args.no_persistent_workers)
     return cfg
 
 

@@ -1,1 +1,29 @@
-"""(filled in by the downstream work)"""
+"""Change detection on mmsegmentation, in open-cd's config vocabulary.
+
+open-cd is on no package registry, so cmid_mm provides the pieces its configs name, registered
+in **mmseg's** registries (``default_scope='mmseg'``): an open-cd config ports by changing its
+scope (``opencd`` -> ``mmseg``), with ``custom_imports=dict(imports=['cmid_mm'])``.
+
+- ``DualInputSegDataPreProcessor``: per-date colour order / mean / std, then mmseg padding;
+- ``SiamEncoderDecoder``: one shared backbone on both dates, a neck fuses, mmseg heads decode;
+- ``FeatureFusionNeck``: ``concat`` / ``sum`` / ``diff`` / ``abs_diff`` per level;
+- ``BITHead``: bitemporal image transformer (Chen et al. 2021), the paper's CD model;
+- ``MultiImg*`` transforms: load / annotations / crop / flip / resize / pack image pairs;
+- ``LEVIR_CD_Dataset``: LEVIR-CD A/B/label PNG, labels 0/255 -> 0/1;
+- ``CDD_Dataset`` (alias ``SVCD_Dataset``): CDD A/B/label JPEG, labels thresholded at 128.
+"""
+from .bit_head import BITHead
+from .data_preprocessor import DualInputSegDataPreProcessor
+from .datasets import BaseCDFolderDataset, CDD_Dataset, LEVIR_CD_Dataset
+from .fusion_neck import FeatureFusionNeck
+from .siam_encoder_decoder import SiamEncoderDecoder
+from .transforms import (MultiImgLoadAnnotations, MultiImgLoadImageFromFile,
+                         MultiImgPackSegInputs, MultiImgRandomCrop, MultiImgRandomFlip,
+                         MultiImgResize)
+
+__all__ = [
+    'BITHead', 'DualInputSegDataPreProcessor', 'BaseCDFolderDataset', 'CDD_Dataset',
+    'LEVIR_CD_Dataset', 'FeatureFusionNeck', 'SiamEncoderDecoder', 'MultiImgLoadAnnotations',
+    'MultiImgLoadImageFromFile', 'MultiImgPackSegInputs', 'MultiImgRandomCrop',
+    'MultiImgRandomFlip', 'MultiImgResize'
+]

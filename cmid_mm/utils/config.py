@@ -15,3 +15,21 @@ def load_config(path: str) -> Config:
         return Config.fromfile(path)
     except SyntaxError as e:
         raise SyntaxError(f'config file {path!r} is not valid Python: {e}') from e
+
+
+def fix_dataloaders(cfg: Config, no_pin_memory: bool = False,
+                    no_persistent_workers: bool = False) -> Config:
+    """Make the data loader settings consistent after command-line overrides.
+
+    ``persistent_workers=True`` with ``num_workers=0`` makes torch's DataLoader raise, so it is
+    switched off there (and everywhere with ``no_persistent_workers``).
+    """
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(field)
+        if not loader:
+            continue
+        if no_pin_memory:
+            loader['pin_memory'] = False
+        if no_persistent_workers or loader.get('num_workers', 0) == 0:
+            loader['persistent_workers'] = False
+    return cfg

@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmengine.logging import MessageHub
 from mmpretrain.models import BaseSelfSupervisor, CosineEMA
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -184,4 +185,20 @@ class CMID(BaseSelfSupervisor):
         self.local_loss.update_center(torch.cat(t_outs, dim=-1))
 
         losses = dict(loss_rec=loss_rec, loss_global=loss_global, loss_local=loss_local)
+        self._check_finite(losses)
         return {k: self.loss_weights[k] * v for k, v in losses.items()}
+
+    @staticmethod
+    def _check_finite(losses: Dict[str, torch.Tensor]) -> None:
+        """Stop on a non-finite loss term, naming it and the iteration.
+
+        Raising here (before the backward pass and before any checkpoint of this iteration is
+        written) leaves the weights and the last good checkpoint untouched.
+        """
+        bad = {k: v.item() for k, v in losses.items() if not torch.isfinite(v).all()}
+        if bad:
+            it = MessageHub.get_current_instance().get_info('iter')
+            raise FloatingPointError(
+                f'non-finite CMID loss at iteration {it}: {bad}. Nothing of this iteration was '
+                'applied and the last checkpoint in the work dir is intact; resume from it '
+                'with a lower lr, or check the input images of this batch.')

@@ -162,3 +162,19 @@ def test_single_view_input_is_a_clear_error():
     views, samples = _batch()
     with pytest.raises(ValueError, match='two views'):
         model.loss([views[0]], samples)
+
+
+def test_non_finite_loss_names_term_and_iteration():
+    hub = MessageHub.get_current_instance()
+    hub.update_info('iter', 41)
+    _setup_hub()
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(CONFIGS['resnet']))
+    views, samples = _batch()
+    views[0][0, 0, 0, 0] = float('nan')  # one corrupt pixel
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(FloatingPointError, match=r'iteration 41.*loss_rec'):
+        model.loss(views, samples)
+    # parameters untouched (buffers such as the queue may have advanced)
+    for k, p in model.named_parameters():
+        assert torch.equal(p, before[k]), k

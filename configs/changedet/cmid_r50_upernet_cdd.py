@@ -1,0 +1,19 @@
+# CMID ResNet-50 in a siamese UperNet (+FCN auxiliary head) on CDD (256x256 px pairs):
+# flips, batch 8, 40k iterations of SGD (lr 0.01, poly), whole-image test.
+#   python tools/train.py configs/changedet/cmid_r50_upernet_cdd.py --cfg-options \
+#       model.backbone.init_cfg.checkpoint=work_dirs/cmid_r50_backbone.pth \
+#       train_dataloader.dataset.data_root=/data/CDD val_dataloader.dataset.data_root=/data/CDD \
+#       test_dataloader.dataset.data_root=/data/CDD
+_base_ = [
+    './_base_/models/cmid_siam_upernet_r50.py',
+    './_base_/datasets/cdd.py',
+    './_base_/schedules/sgd_poly_40k.py',
+    'mmseg::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+
+# CMID weights (tools/model_converters/export_cmid.py output, keys `backbone.*`). Copied into
+# the model when the config is read: override model.backbone.init_cfg.checkpoint=PATH.
+checkpoint = 'work_dirs/cmid_r50_backbone.pth'
+model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')))

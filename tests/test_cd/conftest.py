@@ -1,0 +1,19 @@
+"""Fixtures of the change-detection tests."""
+import pytest
+from mmengine.registry import DefaultScope
+
+import cmid_mm  # noqa: F401  (registers the cd modules in mmseg's registries)
+from cd_utils import export_tiny_cmid
+
+
+@pytest.fixture(scope='session')
+def cmid_r18_backbone(tmp_path_factory):
+    """Exported ResNet-18 CMID student: ``{'state_dict': {'backbone.*'}, 'meta'}``."""
+    return export_tiny_cmid('resnet', tmp_path_factory.mktemp('cmid_r18'))
+
+
+@pytest.fixture
+def mmseg_scope():
+    """Build pipelines / models by bare type name in mmseg's scope, as a Runner would."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        yield
