@@ -68,12 +68,27 @@ class DeviceAgnosticDDP(MMDistributedDataParallel):
         super().__init__(module=module, **kwargs)
 
 
+def _replace_syncbn(node) -> bool:
+    """Turn every ``norm_cfg``-style ``dict(type='SyncBN', ...)`` in a config into ``BN``."""
+    found = False
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+            found = True
+        for value in node.values():
+            found |= _replace_syncbn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found |= _replace_syncbn(value)
+    return found
+
+
 def prepare_cpu_distributed(cfg, launcher: str) -> None:
     """Initialise the process group before the Runner does, so its CUDA-only path is skipped.
 
     Mutates ``cfg``: ``env_cfg.dist_cfg.backend`` becomes the backend actually used and, when
     the model will live on the CPU, the DDP wrapper becomes :class:`DeviceAgnosticDDP` (keeping
-    any wrapper options the config sets).
+    any wrapper options the config sets) and SyncBN layers become BN (with a warning).
     """
     if launcher == 'none':
         return
@@ -83,6 +98,13 @@ def prepare_cpu_distributed(cfg, launcher: str) -> None:
     env_cfg['dist_cfg'] = dist_cfg
     if torch.cuda.is_available():
         return
+    if _replace_syncbn(cfg.get('model')):
+        warnings.warn('SyncBN needs GPUs (torch SyncBatchNorm runs on CUDA only): without one, '
+                      'every SyncBN in the model is built as plain BN, so each rank '
+                      'normalises with the statistics of its own batch.')
+    if cfg.get('sync_bn'):
+        warnings.warn(f'sync_bn={cfg.sync_bn!r} ignored: no GPU.')
+        cfg.sync_bn = None
     wrapper = dict(cfg.get('model_wrapper_cfg') or {})
     if wrapper.get('type', 'MMDistributedDataParallel') in ('MMDistributedDataParallel',
                                                             MMDistributedDataParallel):

@@ -1,0 +1,17 @@
+# mmseg's runtime for epoch-based schedules, plus cmid_mm's import (registers the no-clutter
+# datasets and allow-lists Runner checkpoint contents for torch's safe loading).
+# The models use SyncBN (heads; ResNet backbone too), as mmseg does: mmengine turns it into BN
+# when training is not distributed. torch's SyncBN needs GPUs: for a distributed CPU (gloo) run
+# add --cfg-options model.decode_head.norm_cfg.type=BN model.auxiliary_head.norm_cfg.type=BN
+# (and model.backbone.norm_cfg.type=BN for ResNet).
+_base_ = ['mmseg::_base_/default_runtime.py']
+custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=5, max_keep_ckpts=2,
+                    save_best='mIoU', rule='greater'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='SegVisualizationHook'))
+log_processor = dict(by_epoch=True)

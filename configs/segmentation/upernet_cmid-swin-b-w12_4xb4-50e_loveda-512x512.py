@@ -1,0 +1,22 @@
+# UperNet + FCN auxiliary head on a CMID Swin-B (window 12), LoveDA (7 classes, mmseg's protocol):
+# 512x512 crops, 50 epochs, 4 GPUs x 4 images, AdamW lr 6e-5 wd 0.01, drop path 0.3 (CMID spec §8).
+# Weights (CKPT = a CMID pretraining checkpoint from tools/train.py):
+#   python tools/model_converters/export_cmid.py CKPT work_dirs/cmid_swin-b_backbone.pth
+#   bash tools/dist_train.sh \
+#       configs/segmentation/upernet_cmid-swin-b-w12_4xb4-50e_loveda-512x512.py 4
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH (the variable
+# `checkpoint` is copied into the model when the config is read; overriding it does
+# nothing).
+_base_ = [
+    './_base_/models/upernet_cmid-swin-b-w12.py',
+    './_base_/datasets/loveda.py',
+    './_base_/schedules/adamw_poly_50e.py',
+    './_base_/seg_runtime.py',
+]
+checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
+num_classes = 7
+# mmseg's Swin reads the file itself and strips `backbone.` (no prefix option).
+model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+    decode_head=dict(num_classes=num_classes),
+    auxiliary_head=dict(num_classes=num_classes))

@@ -1,0 +1,24 @@
+# UperNet + FCN auxiliary head on a CMID ViT-B/16, ISPRS Potsdam, mmseg's standard protocol (6
+# classes, clutter counted): 512x512 crops, 50 epochs, 4 GPUs x 4 images, AdamW lr 6e-5 wd 0.01
+# (the Swin-B recipe; the paper gives none for ViT-B), drop path 0.1 (CMID spec §8).
+# Weights (CKPT = a CMID pretraining checkpoint from tools/train.py):
+#   python tools/model_converters/export_cmid.py CKPT work_dirs/cmid_vit-b16_backbone.pth \
+#       --mmseg-vit
+#   bash tools/dist_train.sh \
+#       configs/segmentation/upernet_cmid-vit-b16_4xb4-50e_potsdam-512x512.py 4
+# Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH (the variable
+# `checkpoint` is copied into the model when the config is read; overriding it does
+# nothing).
+_base_ = [
+    './_base_/models/upernet_cmid-vit-b16.py',
+    './_base_/datasets/potsdam_6cls.py',
+    './_base_/schedules/adamw_poly_50e.py',
+    './_base_/seg_runtime.py',
+]
+checkpoint = 'work_dirs/cmid_vit-b16_backbone_mmseg-vit.pth'
+num_classes = 6
+# mmseg's ViT loads the whole file (no prefix): the --mmseg-vit export.
+model = dict(
+    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
+    decode_head=dict(num_classes=num_classes),
+    auxiliary_head=dict(num_classes=num_classes))
