@@ -3,6 +3,8 @@ import torch
 from mmpretrain.registry import MODELS
 from torch import nn
 
+from .recon_inputs import check_recon_inputs
+
 
 @MODELS.register_module()
 class FocalL1Loss(nn.Module):
@@ -38,14 +40,7 @@ class FocalL1Loss(nn.Module):
         Returns:
             Scalar loss (float32, or float64 for float64 inputs).
         """
-        if pred.shape != target.shape or pred.dim() != 4:
-            raise ValueError(f'pred and target must both be (B, N, H, W); got '
-                             f'{tuple(pred.shape)} and {tuple(target.shape)}')
-        if mask.dim() == 3:
-            mask = mask.unsqueeze(1)
-        if mask.shape != (pred.shape[0], 1, *pred.shape[2:]):
-            raise ValueError(f'mask must be (B, 1, H, W) or (B, H, W) at the pixel size of pred '
-                             f'{tuple(pred.shape)}; got {tuple(mask.shape)}')
+        mask = check_recon_inputs(pred, target, mask)
         dtype = torch.promote_types(pred.dtype, torch.float32)
         err = (pred.to(dtype) - target.to(dtype)).abs()
         loss = err * (2 * torch.sigmoid(self.beta * err) - 1)**self.gamma
