@@ -17,6 +17,9 @@
 #   CMID_CACHE=DIR         where the built mmcv wheel is cached (default ~/.cache/cmid_mm)
 #   PYTHON=python3.11      interpreter used to create the venv
 #   MAX_JOBS=2             parallel compile jobs for mmcv
+#   CMID_TEST_SERVICES=1   also install the system services that tests start for real (Slurm +
+#                          munge, via tools/install_test_services.sh; needs root and apt-get,
+#                          says so and goes on without them otherwise)
 set -euo pipefail
 
 # Everything runs inside main() so bash has read the whole file before running any of it.
@@ -135,6 +138,10 @@ print(f'  ok: torch {torch.__version__}, mmcv {mmcv.__version__} (CPU ops run), 
       f'mmengine {mmengine.__version__}, mmpretrain {mmpretrain.__version__}, '
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, cmid_mm {cmid_mm.__version__}')
 EOF
+if [[ "${CMID_TEST_SERVICES:-0}" == 1 ]]; then
+  step "test services (CMID_TEST_SERVICES=1): bash tools/install_test_services.sh"
+  bash "$REPO/tools/install_test_services.sh"
+fi
 step "done. Activate with: source ${VENV:-<your env>}/bin/activate"
 }
 
