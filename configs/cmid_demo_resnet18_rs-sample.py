@@ -35,7 +35,10 @@ colour_aug = [
          channel_weights=(0.114, 0.587, 0.2989)),
 ]
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='PerSampleSeed'),  # augmentation = f(seed, epoch, sample): exact resume
+    # 8-bit 3-band files only: anything else (unreadable, grey, RGBA, 16-bit, N-band) stops
+    # with the file name; on_error='skip' skips and counts such files instead.
+    dict(type='LoadRSImageFromFile', channels=3, min_size=crop_size),
     dict(
         type='CMIDMultiView',
         num_views=[1, 1],
@@ -53,7 +56,7 @@ train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     drop_last=True,
     dataset=dict(
-        type='CustomDataset',
+        type='RSImageFolder',
         data_root='data/rs_sample',
         data_prefix='images',
         with_label=False,

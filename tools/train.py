@@ -18,6 +18,7 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from cmid_mm.engine.checkpoint_guard import find_resumable_checkpoint  # noqa: E402
 from cmid_mm.utils import (fix_dataloaders, load_config,  # noqa: E402
                            prepare_cpu_distributed, release_distributed)
 
@@ -103,6 +104,9 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = merge_args(load_config(args.config), args)
     prepare_cpu_distributed(cfg, args.launcher)
+    if args.resume == 'auto':  # the newest *complete* checkpoint, not blindly last_checkpoint
+        cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
+        cfg.resume = cfg.load_from is not None
     runner = Runner.from_cfg(cfg)
     runner.train()
     if args.launcher != 'none':

@@ -57,7 +57,11 @@ class DeviceAgnosticDDP(MMDistributedDataParallel):
     """``MMDistributedDataParallel`` that ignores ``device_ids`` for a module on the CPU.
 
     The Runner always passes ``device_ids=[LOCAL_RANK]``; torch's DDP rejects that for CPU
-    modules. On GPU this class is exactly ``MMDistributedDataParallel``.
+    modules. On GPU this class is exactly ``MMDistributedDataParallel``, except for one thing
+    on every device: with ``broadcast_buffers=False`` (the Runner's choice) torch syncs only
+    the parameters at construction, so buffers initialised at random (CMID's MoCo queue)
+    would start different on each rank when ranks are seeded differently
+    (``randomness.diff_rank_seed=True``). Buffers are broadcast from rank 0 once here.
     """
 
     def __init__(self, module: torch.nn.Module, **kwargs) -> None:
@@ -66,6 +70,10 @@ class DeviceAgnosticDDP(MMDistributedDataParallel):
             kwargs.pop('device_ids', None)
             kwargs.pop('output_device', None)
         super().__init__(module=module, **kwargs)
+        if not kwargs.get('broadcast_buffers', True):
+            for name, buf in self.module.named_buffers():
+                if name not in self.parameters_to_ignore:
+                    torch.distributed.broadcast(buf, src=0, group=self.process_group)
 
 
 def _replace_syncbn(node) -> bool:

@@ -11,7 +11,13 @@ default_hooks = dict(
 )
 
 # DINO teacher-temperature warm-up of the local loss (per epoch, as the reference).
-custom_hooks = [dict(type='TeacherTempWarmupHook', by_epoch=True)]
+# Exact resume: RNG streams as functions of (seed, epoch, iteration, sample); the train
+# pipeline starts with dict(type='PerSampleSeed') (docs/resume.md).
+custom_hooks = [
+    dict(type='TeacherTempWarmupHook', by_epoch=True),
+    dict(type='ExactResumeHook'),
+    dict(type='SkippedImagesHook'),  # per-epoch count of files skipped by the loader
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -28,7 +28,8 @@ def test_recipe_values(name):
     assert cfg.custom_imports['imports'] == ['cmid_mm']
     loader = cfg.train_dataloader
     assert loader.batch_size == 64
-    crop = loader.dataset.pipeline[1]['transforms'][0][0]
+    assert loader.dataset.pipeline[0]['type'] == 'PerSampleSeed'  # exact resume
+    crop = loader.dataset.pipeline[2]['transforms'][0][0]
     assert crop['scale'] == 224 and crop['crop_ratio_range'] == (0.3, 1.0)
     opt = cfg.optim_wrapper
     assert opt.type == 'AmpOptimWrapper'

@@ -9,6 +9,8 @@ import sys
 
 import torch
 
+import cmid_mm  # noqa: F401  (allow-lists Runner checkpoint globals for safe loading)
+
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
 

@@ -1,3 +1,7 @@
+from .exact_resume_hook import ExactResumeHook
+from .cmid_vis_hook import CMIDVisualizationHook
+from .skipped_images_hook import SkippedImagesHook
 from .teacher_temp_hook import TeacherTempWarmupHook
 
-__all__ = ['TeacherTempWarmupHook']
+__all__ = ['ExactResumeHook', 'TeacherTempWarmupHook', 'CMIDVisualizationHook',
+           'SkippedImagesHook']

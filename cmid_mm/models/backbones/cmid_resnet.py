@@ -25,6 +25,10 @@ class CMIDResNet(ResNet):
     """
 
     def __init__(self, mask_mode: str = 'add', **kwargs) -> None:
+        depth = kwargs.get('depth')
+        if depth not in self.arch_settings:  # mmpretrain's own error lists no valid depths
+            raise KeyError(f'CMIDResNet: depth={depth!r} is not a ResNet depth; set '
+                           f'model.backbone.depth to one of {sorted(self.arch_settings)}')
         super().__init__(**kwargs)
         self.mask_mode = check_mask_mode(mask_mode)
         # both stem variants end with `stem_channels` maps

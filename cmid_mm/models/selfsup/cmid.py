@@ -97,6 +97,8 @@ class CMID(BaseSelfSupervisor):
             raise KeyError(f'loss_weights has unknown keys {sorted(unknown)}; use '
                            f'{sorted(weights)}')
         weights.update({k: float(v) for k, v in (loss_weights or {}).items()})
+        if not all(np.isfinite(list(weights.values()))):  # the finite check is on raw terms
+            raise ValueError(f'loss_weights must be finite numbers; got {weights}')
         self.loss_weights = weights
 
     def _student_modules(self) -> nn.ModuleDict:
@@ -167,8 +169,6 @@ class CMID(BaseSelfSupervisor):
         queries = [self._global(f, self.global_neck) for f in s_feats]
         loss_global = (self.global_head.loss(queries[0], t_keys[1]) +
                        self.global_head.loss(queries[1], t_keys[0])) / 2
-        self.global_head.enqueue(t_keys[1])
-        self.global_head.enqueue(t_keys[0])
 
         # Local: DINO on position-matched cells of the last feature maps.
         grid_hw = tuple(s_feats[0].shape[-2:])
@@ -181,11 +181,14 @@ class CMID(BaseSelfSupervisor):
                 t_out = teacher.local_neck(gather_cells(t_feats[t], idx_t))
             loss_local = loss_local + self.local_loss(s_out, t_out) / 2
             t_outs.append(t_out)
-        # Centre: once per step, from the teacher outputs of both directions.
-        self.local_loss.update_center(torch.cat(t_outs, dim=-1))
 
         losses = dict(loss_rec=loss_rec, loss_global=loss_global, loss_local=loss_local)
+        # Before the in-place state updates: a non-finite step changes neither queue nor centre.
         self._check_finite(losses)
+        self.global_head.enqueue(t_keys[1])
+        self.global_head.enqueue(t_keys[0])
+        # Centre: once per step, from the teacher outputs of both directions.
+        self.local_loss.update_center(torch.cat(t_outs, dim=-1))
         return {k: self.loss_weights[k] * v for k, v in losses.items()}
 
     @staticmethod
@@ -199,6 +202,7 @@ class CMID(BaseSelfSupervisor):
         if bad:
             it = MessageHub.get_current_instance().get_info('iter')
             raise FloatingPointError(
-                f'non-finite CMID loss at iteration {it}: {bad}. Nothing of this iteration was '
-                'applied and the last checkpoint in the work dir is intact; resume from it '
-                'with a lower lr, or check the input images of this batch.')
+                f'non-finite CMID loss at iteration {it}: {bad}. The student weights, the '
+                'queue and the centre were not updated by this iteration, and the last '
+                'checkpoint in the work dir is intact; resume from it with a lower lr, or '
+                'check the input images of this batch.')

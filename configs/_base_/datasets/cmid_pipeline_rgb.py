@@ -56,7 +56,10 @@ view_b = crop_and_flip + [
 ]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='PerSampleSeed'),  # augmentation = f(seed, epoch, sample): exact resume
+    # 8-bit 3-band files only: anything else (unreadable, grey, RGBA, 16-bit, N-band) stops
+    # with the file name; on_error='skip' skips and counts such files instead.
+    dict(type='LoadRSImageFromFile', channels=3),
     # Views are cropped from the original image. The reference first resizes every image to
     # 224x224: use cmid_pipeline_rgb_resize224.py for that.
     dict(type='CMIDMultiView', num_views=[1, 1], transforms=[view_a, view_b]),

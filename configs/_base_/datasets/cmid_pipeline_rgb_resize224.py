@@ -5,7 +5,10 @@
 _base_ = ['./cmid_pipeline_rgb.py']
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='PerSampleSeed'),  # augmentation = f(seed, epoch, sample): exact resume
+    # 8-bit 3-band files only: anything else (unreadable, grey, RGBA, 16-bit, N-band) stops
+    # with the file name; on_error='skip' skips and counts such files instead.
+    dict(type='LoadRSImageFromFile', channels=3),
     dict(type='Resize', scale=224, keep_ratio=False, interpolation='bicubic', backend='pillow'),
     dict(
         type='CMIDMultiView',

@@ -42,3 +42,7 @@ model = dict(
     end_momentum=0.0,  # ... cosine to 1.0
     num_matches=20,
     loss_weights=dict(loss_rec=1.0, loss_global=1.0, loss_local=1.0))
+# Distributed on GPUs every BN (student and EMA teacher, backbone and local head) becomes torch
+# SyncBN, as in the reference. torch has no CPU SyncBN: tools/train.py then drops this with a
+# warning and each rank normalises with its own batch (docs/scale.md).
+sync_bn = 'torch'
