@@ -6,8 +6,10 @@ toolbox builds the modules; this script only merges the command line into the co
     python tools/train.py CONFIG --work-dir DIR --resume auto --cfg-options a.b=1
 """
 import argparse
+import ctypes
 import os
 import os.path as osp
+import signal
 import sys
 import warnings
 
@@ -100,8 +102,25 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def workers_die_with_trainer() -> None:
+    """Linux: every process forked from here later (the data-loader workers) gets SIGKILL
+    when the trainer dies.
+
+    A trainer stopped by a signal (SIGTERM from torchrun when another rank fails, from Slurm on
+    cancel or time-out; SIGKILL) does not stop its workers, and a worker whose batch is still
+    waiting in the full result pipe then blocks forever at exit, holding its memory: 2 of 4
+    SIGTERMed demo runs left workers behind (docs/scale.md).
+    """
+    if not sys.platform.startswith('linux') or getattr(workers_die_with_trainer, 'on', False):
+        return
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    os.register_at_fork(after_in_child=lambda: prctl(1, signal.SIGKILL))  # PR_SET_PDEATHSIG
+    workers_die_with_trainer.on = True
+
+
 def main(argv=None):
     args = parse_args(argv)
+    workers_die_with_trainer()
     cfg = merge_args(load_config(args.config), args)
     prepare_cpu_distributed(cfg, args.launcher)
     if args.resume == 'auto':  # the newest *complete* checkpoint, not blindly last_checkpoint

@@ -15,3 +15,5 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=True)
+# Stop with the file name if a label value is outside the decode head's classes.
+custom_hooks = [dict(type='SegLabelCheckHook')]
