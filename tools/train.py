@@ -120,12 +120,12 @@ def workers_die_with_trainer() -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    workers_die_with_trainer()
     cfg = merge_args(load_config(args.config), args)
     prepare_cpu_distributed(cfg, args.launcher)
     if args.resume == 'auto':  # the newest *complete* checkpoint, not blindly last_checkpoint
         cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
         cfg.resume = cfg.load_from is not None
+    workers_die_with_trainer()
     runner = Runner.from_cfg(cfg)
     runner.train()
     if args.launcher != 'none':

@@ -329,23 +329,42 @@ def test_dist_train_sh_two_ranks_demo(tmp_path):
 
 # -------------------------------------------------------------------------- soak, shortened
 def test_soak_tool_short_run(tmp_path):
-    """12 iterations over 3 epochs of 8 images: the same 2 persistent workers serve every
-    epoch, memory is sampled, and nothing of the run is alive afterwards."""
+    """8 iterations over 2 epochs of 8 images: the same 2 persistent workers serve both
+    epochs, memory is sampled, and nothing of the run is alive afterwards."""
     out = tmp_path / 'soak.json'
     cmd = [sys.executable, osp.join(REPO, 'tools', 'analysis_tools', 'soak_test.py'),
-           '--iters', '12', '--batch-size', '2', '--log-interval', '2', '--interval', '0.25',
+           '--iters', '8', '--batch-size', '2', '--log-interval', '2', '--interval', '0.25',
            '--work-dir', str(tmp_path / 'wd'), '--out', str(out), '--max-slope', '1e9',
            '--cfg-options', 'train_dataloader.dataset.indices=8']
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.load(open(out))
-    assert (report['iterations'], report['epochs'], report['iters_per_epoch']) == (12, 3, 4)
+    assert (report['iterations'], report['epochs'], report['iters_per_epoch']) == (8, 2, 4)
     assert report['returncode'] == 0 and report['survivors'] == []
     assert report['worker_processes_seen'] == 2  # persistent: not 2 new workers per epoch
-    assert [s['iter'] for s in report['samples']] == [2, 4, 6, 8, 10, 12]
+    assert [s['iter'] for s in report['samples']] == [2, 4, 6, 8]
     for s in report['samples']:
         assert 100 < s['rss_main'] < 20000 and len(s['rss_workers']) == 2
     trainer = report['trainer_rss_mb']
     assert trainer['start'] <= trainer['max'] and trainer['end'] <= trainer['max']
     assert trainer['slope_mb_per_100_iters'] is not None
     assert 'PASS' in proc.stdout
+
+
+def test_soak_tool_sigterm_leaves_no_worker(tmp_path):
+    """SIGTERM to the trainer mid-run (what torchrun does to the other ranks when one fails):
+    its persistent workers go with it (tools/train.py gives them PR_SET_PDEATHSIG). Without
+    that, a worker whose batch waits in the full result pipe blocks forever at exit; the demo
+    batch of 16 (~38 KB per pickled batch, more than half the 64 KB pipe) makes that likely."""
+    out = tmp_path / 'soak.json'
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'analysis_tools', 'soak_test.py'),
+           '--iters', '20', '--batch-size', '16', '--log-interval', '1',
+           '--terminate-after', '1', '--grace', '5', '--work-dir', str(tmp_path / 'wd'),
+           '--out', str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
+    report = json.load(open(out))
+    assert report['terminated_after'] == 1 and report['returncode'] == -15
+    assert report['worker_processes_seen'] == 2
+    assert report['survivors'] == [], report['survivors']
+    assert report['all_gone_after_s'] < 2.0  # not the workers' 5 s parent watchdog
+    assert proc.returncode == 0, proc.stdout[-3000:]

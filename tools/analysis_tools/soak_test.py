@@ -21,7 +21,7 @@ file as well.
 
 Exit status: 0 when training succeeded, no process survived and the trainer's RSS slope is at
 most ``--max-slope`` MB per 100 iterations; 1 otherwise. With ``--terminate-after K`` the
-trainer gets SIGTERM after iteration K and only the processes are judged.
+trainer gets SIGTERM (``--signal``) after iteration K and only the processes are judged.
 """
 import argparse
 import json
@@ -63,6 +63,8 @@ def parse_args(argv=None):
         '--terminate-after', type=int,
         help='send SIGTERM to the trainer after this iteration (as torchrun does to the other '
         'ranks when one fails, or Slurm on scancel) and check that its workers go too')
+    parser.add_argument('--signal', default='TERM', choices=['TERM', 'KILL', 'INT'],
+                        help='the signal --terminate-after sends (KILL: like the OOM killer)')
     parser.add_argument('--grace', type=float, default=10.0,
                         help='seconds to wait after training for its processes to exit')
     parser.add_argument('--threads', type=int, default=1,
@@ -267,14 +269,14 @@ def main(argv=None):
     sampler.start()
     terminated = []
 
-    def terminate(signum=signal.SIGTERM, frame=None):
+    def terminate(signum):
         if proc.poll() is None and not terminated:
             terminated.append(signum)
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signum)
 
-    # Stopping this script stops the training it started (then reports as usual).
-    signal.signal(signal.SIGTERM, terminate)
-    signal.signal(signal.SIGINT, terminate)
+    # Stopping this script stops the training it started (SIGTERM; then reports as usual).
+    signal.signal(signal.SIGTERM, lambda *_: terminate(signal.SIGTERM))
+    signal.signal(signal.SIGINT, lambda *_: terminate(signal.SIGTERM))
     per_iter, t_start = [], time.time()
 
     def read_output():
@@ -292,9 +294,9 @@ def main(argv=None):
                 print(f"soak: iter {s['iter']:5d}/{total}  trainer RSS {s['rss_main']:7.1f} MB"
                       f"  workers {list(s['rss_workers'].values())} MB", flush=True)
                 if args.terminate_after is not None and s['iter'] >= args.terminate_after:
-                    print(f"soak: SIGTERM to the trainer (pid {proc.pid}) after iteration "
-                          f"{s['iter']}", flush=True)
-                    terminate()
+                    print(f"soak: SIG{args.signal} to the trainer (pid {proc.pid}) after "
+                          f"iteration {s['iter']}", flush=True)
+                    terminate(getattr(signal, 'SIG' + args.signal))
 
     # Read in a thread: a leaked worker inherits the output pipe and keeps it open after the
     # trainer has gone, so the end of the output is not the end of the run.
@@ -319,7 +321,10 @@ def main(argv=None):
     gone_after = None if alive else round(time.time() - t_end, 1)
     survivors = [dict(pid=pid, state=state(pid), cmdline=info[1]) for pid, info in alive.items()]
     for pid in alive:  # clean up what this run left behind, by pid
-        os.kill(pid, signal.SIGTERM)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
     # Every background sample between the first and the last log line gets an iteration, so
     # the fit uses many samples at all phases of an iteration (RSS swings by hundreds of MB
@@ -359,7 +364,8 @@ def main(argv=None):
         total_pss_mb=stats('pss_total'),
         worker_pids_seen=worker_pids, worker_processes_seen=len(worker_pids),
         other_children_seen=[dict(pid=p, cmdline=sampler.seen[p][1]) for p in other],
-        survivors=survivors, all_gone_after_s=gone_after, output_pipe_held_open=pipe_held, fit_from_iter=first,
+        survivors=survivors, all_gone_after_s=gone_after, output_pipe_held_open=pipe_held,
+        fit_from_iter=first,
         samples=per_iter, timeline=sampler.timeline, train_log=log_path, command=cmd)
     slope = (report['trainer_rss_mb'] or {}).get('slope_mb_per_100_iters')
     report['flat'] = slope is not None and slope <= args.max_slope
@@ -372,7 +378,9 @@ def main(argv=None):
     with open(out, 'w') as f:
         json.dump(report, f, indent=1)
 
-    print(f'soak: training exit code {returncode}, {total} iterations in {elapsed:.0f} s')
+    done = per_iter[-1]['iter'] if per_iter else 0
+    print(f'soak: training exit code {returncode}, {done} of {total} iterations logged in '
+          f'{elapsed:.0f} s')
     for key in ('trainer_rss_mb', 'total_rss_mb', 'total_pss_mb'):
         r = report[key]
         if r:
