@@ -69,6 +69,49 @@ def tiff_samples_per_pixel(content: bytes) -> Optional[int]:
     return 1  # the TIFF default
 
 
+def import_tifffile():
+    """The optional ``tifffile`` module, or an ImportError that says how to install it."""
+    try:
+        import tifffile
+    except ImportError as e:
+        raise ImportError("LoadRSImageFromFile(tiff_reader='tifffile') needs the optional "
+                          "package tifffile: pip install tifffile (or pip install -r "
+                          "requirements/optional.txt); or use tiff_reader='cv2' for TIFFs of "
+                          'at most 4 bands per page') from e
+    return tifffile
+
+
+def resolve_bands(bands, band_names) -> Optional[list]:
+    """0-based indices of ``bands`` (ints, or names looked up in ``band_names``)."""
+    if bands is None:
+        return None
+    if isinstance(bands, (int, str)) or len(bands) == 0:
+        raise ValueError(f'LoadRSImageFromFile: bands={bands!r} must be a non-empty list of '
+                         "band indices or names, e.g. [3, 2, 1] or ['B04', 'B03', 'B02']")
+    if band_names is not None and len(set(band_names)) != len(band_names):
+        raise ValueError(f'LoadRSImageFromFile: band_names={list(band_names)} has duplicates')
+    out = []
+    for b in bands:
+        if isinstance(b, str):
+            if band_names is None:
+                raise ValueError(f'LoadRSImageFromFile: bands selects {b!r} by name but '
+                                 'band_names is not set; give band_names (the bands of the '
+                                 "file in order, e.g. ['B01', 'B02', ...]) or use indices")
+            if b not in band_names:
+                raise ValueError(f'LoadRSImageFromFile: band {b!r} is not in band_names='
+                                 f'{list(band_names)}')
+            out.append(list(band_names).index(b))
+        elif isinstance(b, (int, np.integer)) and b >= 0:
+            if band_names is not None and b >= len(band_names):
+                raise ValueError(f'LoadRSImageFromFile: band index {b} is out of range for '
+                                 f'band_names={list(band_names)} ({len(band_names)} bands)')
+            out.append(int(b))
+        else:
+            raise ValueError(f'LoadRSImageFromFile: bands entry {b!r} must be a band name or '
+                             'an index >= 0')
+    return out
+
+
 def _describe(bands: int) -> str:
     return {1: 'grey', 2: 'grey + alpha', 3: 'colour', 4: 'colour + alpha or a 4th band'}.get(
         bands, 'multispectral')
@@ -85,7 +128,21 @@ class LoadRSImageFromFile(LoadImageFromFile):
       per page, stacked to ``(H, W, pages)`` (write them with ``cv2.imwritemulti``); other
       multi-page TIFFs: the first page (later pages are e.g. GeoTIFF overviews). A TIFF page
       with more than 4 bands cannot be decoded by OpenCV: the error says so;
-    * ``.npy``: a numpy array ``(H, W)`` or ``(H, W, bands)`` (no pickles).
+    * ``.npy``: a numpy array ``(H, W)`` or ``(H, W, bands)`` (no pickles);
+    * with ``tiff_reader='tifffile'``, ``.tif`` / ``.tiff`` (GeoTIFF included) are read with the
+      optional ``tifffile`` package: any band count, interleaved or planar, one band per page,
+      uint8 / uint16 / int16 / float; the first series (overviews are ignored), as
+      ``(H, W, bands)``. ``pip install tifffile`` if it is missing (the error says so).
+
+    Then, before the checks, optionally (``docs/multispectral.md``):
+
+    * ``bands``: keep these bands, in this order: indices (0-based) or names from
+      ``band_names`` (the file's band order, e.g. Sentinel-2's
+      ``['B01', 'B02', ..., 'B08', 'B8A', 'B09', 'B10', 'B11', 'B12']``);
+    * ``nodata``: pixels equal to this value (``float('nan')``: NaN; ``'gdal'``: the
+      GeoTIFF's ``GDAL_NODATA`` tag, tifffile only) in a band are replaced by the mean of that
+      band's valid pixels in the image (0 when none is valid). ``results['nodata_mask']``
+      (``(H, W)`` bool, True where any kept band was nodata) records them before any crop.
 
     Checks, in this order, each raising :class:`BadImageError` naming the file:
 
@@ -112,6 +169,12 @@ class LoadRSImageFromFile(LoadImageFromFile):
             (see :meth:`skip_counts` and ``SkippedImagesHook``).
         to_float32 (bool): convert the image to float32.
         imdecode_backend (str): only ``'cv2'``.
+        tiff_reader (str): ``'cv2'`` (default; at most 4 bands per TIFF page) or
+            ``'tifffile'`` (any TIFF / GeoTIFF; needs ``pip install tifffile``).
+        bands (Sequence[int | str], optional): bands to keep, by index or by name.
+        band_names (Sequence[str], optional): the names of the file's bands, in file order;
+            needed to select ``bands`` by name.
+        nodata (float | str, optional): the no-data value (see above). None: no handling.
         backend_args (dict, optional): file backend arguments (mmengine ``fileio``).
     """
 
@@ -123,7 +186,11 @@ class LoadRSImageFromFile(LoadImageFromFile):
                  on_error: str = 'raise',
                  to_float32: bool = False,
                  imdecode_backend: str = 'cv2',
-                 backend_args: Optional[dict] = None) -> None:
+                 backend_args: Optional[dict] = None,
+                 tiff_reader: str = 'cv2',
+                 bands: Optional[Sequence[Union[int, str]]] = None,
+                 band_names: Optional[Sequence[str]] = None,
+                 nodata: Optional[Union[float, str]] = None) -> None:
         super().__init__(to_float32=to_float32, imdecode_backend=imdecode_backend,
                          backend_args=backend_args)
         if imdecode_backend != 'cv2':
@@ -152,6 +219,25 @@ class LoadRSImageFromFile(LoadImageFromFile):
             if len(min_size) != 2 or any(not isinstance(s, int) or s < 1 for s in min_size):
                 raise ValueError(f'LoadRSImageFromFile: min_size={min_size!r} must be a '
                                  'positive int or (height, width)')
+        if tiff_reader not in ('cv2', 'tifffile'):
+            raise ValueError(f"LoadRSImageFromFile: tiff_reader={tiff_reader!r}; use 'cv2' or "
+                             "'tifffile' (any band count, GeoTIFF)")
+        if tiff_reader == 'tifffile':
+            import_tifffile()  # fail at build time, not in the first batch
+        if nodata == 'gdal' and tiff_reader != 'tifffile':
+            raise ValueError("LoadRSImageFromFile: nodata='gdal' reads the GeoTIFF tag, which "
+                             "needs tiff_reader='tifffile'")
+        if isinstance(nodata, str) and nodata != 'gdal':
+            raise ValueError(f"LoadRSImageFromFile: nodata={nodata!r}; use a number, "
+                             "float('nan') or 'gdal'")
+        self.tiff_reader = tiff_reader
+        self.band_names = list(band_names) if band_names is not None else None
+        self.band_index = resolve_bands(bands, self.band_names)
+        if self.band_index is not None and len(self.band_index) != channels:
+            raise ValueError(f'LoadRSImageFromFile: bands={list(bands)} selects '
+                             f'{len(self.band_index)} band(s) but channels={channels}; set '
+                             f'channels={len(self.band_index)}')
+        self.nodata = nodata
         self.channels = channels
         self.to_channels = to_channels
         self.dtype = dtype
@@ -198,6 +284,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
                                        f'this array has shape {img.shape}')
             return img
         buf = np.frombuffer(content, np.uint8)
+        if ext in TIFF_EXTENSIONS and self.tiff_reader == 'tifffile':
+            return self._decode_tifffile(path, content)
         if ext in TIFF_EXTENSIONS:
             ok, pages = cv2.imdecodemulti(buf, cv2.IMREAD_UNCHANGED)
             if ok and pages:
@@ -212,14 +300,71 @@ class LoadRSImageFromFile(LoadImageFromFile):
             if bands is not None and bands > 4:
                 raise self._unreadable(
                     path, f'a TIFF with {bands} bands in one page; OpenCV decodes at most 4',
-                    'Store the bands as a multi-page TIFF (one band per page, e.g. '
-                    'cv2.imwritemulti) or as a .npy array (H, W, bands), which '
+                    "Set tiff_reader='tifffile' in LoadRSImageFromFile (pip install "
+                    'tifffile), or store the bands as a multi-page TIFF (one band per page, '
+                    'e.g. cv2.imwritemulti) or as a .npy array (H, W, bands), which '
                     'LoadRSImageFromFile reads')
         img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
         if img is None:
             raise self._unreadable(path, f'OpenCV cannot decode its {size} bytes: the file is '
                                    'truncated, corrupt or not an image')
         return img
+
+    def _decode_tifffile(self, path: str, content: bytes) -> np.ndarray:
+        tifffile = import_tifffile()
+        try:
+            with tifffile.TiffFile(io.BytesIO(content)) as tif:
+                series = tif.series[0]
+                img, axes = series.asarray(), series.axes
+                gdal_nodata = tif.pages[0].tags.get('GDAL_NODATA')
+                self._file_nodata = (None if gdal_nodata is None else float(
+                    str(gdal_nodata.value).strip('\x00 ')))
+        except Exception as e:  # tifffile raises several types for corrupt files
+            raise self._unreadable(path, f'tifffile cannot read it ({type(e).__name__}: {e}); '
+                                   'it is truncated, corrupt or not a TIFF') from e
+        if 'Y' not in axes or 'X' not in axes:
+            raise self._unreadable(path, f'the TIFF series has axes {axes!r} (shape '
+                                   f'{img.shape}), without an image plane Y, X')
+        y, x = axes.index('Y'), axes.index('X')
+        rest = [i for i in range(img.ndim) if i not in (y, x)]
+        img = np.transpose(img, [y, x] + rest).reshape(img.shape[y], img.shape[x], -1)
+        return np.ascontiguousarray(img[..., 0] if img.shape[2] == 1 else img)
+
+    def _select_and_fill(self, path: str, img: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Band selection and no-data filling; returns the image and the no-data mask."""
+        if self.band_index is not None:
+            found = 1 if img.ndim == 2 else img.shape[2]
+            if max(self.band_index) >= found:
+                names = '' if self.band_names is None else f' (band_names={self.band_names})'
+                raise BadImageError(
+                    path, 'bands', f'{path}: the image has {found} band(s) but bands selects '
+                    f'index {max(self.band_index)}{names}. Check the bands / band_names of '
+                    'LoadRSImageFromFile against the files.')
+            img = np.ascontiguousarray((img[..., None] if img.ndim == 2 else img)[
+                ..., self.band_index])
+            if img.shape[2] == 1:
+                img = img[..., 0]
+        nodata = self.nodata
+        if nodata == 'gdal':
+            nodata = self._file_nodata
+        if nodata is None:
+            return img, None
+        cube = img[..., None] if img.ndim == 2 else img
+        if np.isnan(nodata):
+            invalid = np.isnan(cube) if cube.dtype.kind == 'f' else np.zeros(cube.shape, bool)
+        else:  # compared as float64: exact for every uint8 / (u)int16 / float32 value
+            invalid = cube.astype(np.float64) == float(nodata)
+        mask = invalid.any(axis=2)
+        if mask.any():
+            cube = cube.copy()
+            for b in np.flatnonzero(invalid.reshape(-1, cube.shape[2]).any(axis=0)):
+                band, bad = cube[..., b], invalid[..., b]
+                fill = band[~bad].astype(np.float64).mean() if (~bad).any() else 0.0
+                if np.issubdtype(cube.dtype, np.integer):
+                    fill = np.round(fill)
+                band[bad] = fill
+            img = cube[..., 0] if img.ndim == 2 else cube
+        return img, mask
 
     def _load(self, path: str) -> np.ndarray:
         try:
@@ -231,7 +376,9 @@ class LoadRSImageFromFile(LoadImageFromFile):
                 "on_error='skip' in LoadRSImageFromFile") from e
         except OSError as e:
             raise self._unreadable(path, f'cannot read the file ({e})') from e
+        self._file_nodata = None
         img = self._decode(path, content)
+        img, self._nodata_mask = self._select_and_fill(path, img)
         bands = 1 if img.ndim == 2 else img.shape[2]
         if self.to_channels == 'rgb' and bands in (1, 2, 4):
             grey = img if img.ndim == 2 else img[..., 0]
@@ -291,6 +438,9 @@ class LoadRSImageFromFile(LoadImageFromFile):
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
+        if self.nodata is not None:
+            results['nodata_mask'] = (np.zeros(img.shape[:2], bool)
+                                      if self._nodata_mask is None else self._nodata_mask)
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
         return results
@@ -299,7 +449,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
         return (f'{self.__class__.__name__}(channels={self.channels}, '
                 f'to_channels={self.to_channels!r}, dtype={self.dtype!r}, '
                 f'min_size={self.min_size}, on_error={self.on_error!r}, '
-                f'to_float32={self.to_float32})')
+                f'to_float32={self.to_float32}, tiff_reader={self.tiff_reader!r}, '
+                f'bands={self.band_index}, nodata={self.nodata!r})')
 
 
 def find_image_loaders(obj, _seen=None) -> Sequence[LoadRSImageFromFile]:
