@@ -7,6 +7,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.structures import PixelData
+from mmengine.registry import DefaultScope
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
@@ -21,20 +22,26 @@ def _sample(values, path):
     return s
 
 
+def _hook():
+    # built through mmseg's registry whatever scope an earlier test left current
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        return HOOKS.build(dict(type='SegLabelCheckHook'))
+
+
 def _runner(num_classes=6, ignore_index=255):
     head = SimpleNamespace(num_classes=num_classes, ignore_index=ignore_index)
     return SimpleNamespace(model=SimpleNamespace(decode_head=head))
 
 
 def test_valid_labels_and_ignore_index_pass():
-    hook = HOOKS.build(dict(type='SegLabelCheckHook'))
+    hook = _hook()
     batch = dict(data_samples=[_sample([0, 5, 255, 3], 'a.png')])
     hook.before_train_iter(_runner(), 0, batch)
     hook.before_val_iter(_runner(), 0, batch)
 
 
 def test_out_of_range_value_names_file_and_values():
-    hook = HOOKS.build(dict(type='SegLabelCheckHook'))
+    hook = _hook()
     batch = dict(data_samples=[_sample([0, 1, 1, 0], 'ok.png'),
                                _sample([0, 6, 254, 1], 'ann_dir/train/bad.png')])
     with pytest.raises(ValueError, match=r'ann_dir/train/bad.png holds values \[6, 254\] '
