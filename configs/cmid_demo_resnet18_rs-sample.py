@@ -1,5 +1,6 @@
 # Demo: CMID with a ResNet-18 on the embedded real remote-sensing sample (data/rs_sample/:
-# Sentinel-2, Landsat-8 and NEON crops), 128 px views, a few minutes on 2 CPU cores.
+# Sentinel-2, Landsat-8 and NEON crops), 128 px views, 100 iterations (~1.4 s each on
+# 2 lightly loaded CPU cores; much slower on a busy machine).
 #   python tools/train.py configs/cmid_demo_resnet18_rs-sample.py
 # Everything is the reference method at a smaller scale: 4x4 blocks of 32 px (10 of 16 masked),
 # a 4x4 last-stage map (6 of 16 cells matched, the paper's 20/49 share), smaller heads and queue.
