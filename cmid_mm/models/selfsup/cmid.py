@@ -25,16 +25,12 @@ from cmid_mm.models.utils.position_matching import cell_centers, gather_cells, m
 
 def _stack_field(data_samples: Sequence[DataSample], key: str, device) -> torch.Tensor:
     """Stack a per-sample field with a leading view axis into (B, V, ...)."""
-    try:
-        values = [ds.get(key) for ds in data_samples]
-    except AttributeError:  # pragma: no cover - DataSample.get exists
-        values = [getattr(ds, key, None) for ds in data_samples]
+    values = [ds.get(key) for ds in data_samples]
     if any(v is None for v in values):
         raise KeyError(f'data sample has no {key!r}: the train pipeline must end with '
                        "CMIDMultiView(...) and PackInputs(algorithm_keys=['crop_bbox', "
                        "'crop_src_shape', 'flip'])")
-    return torch.stack([torch.as_tensor(np.asarray(v) if not torch.is_tensor(v) else v)
-                        for v in values]).to(device)
+    return torch.stack([torch.as_tensor(np.asarray(v)) for v in values]).to(device)
 
 
 @MODELS.register_module()
