@@ -142,7 +142,9 @@ class LoadRSImageFromFile(LoadImageFromFile):
     * ``nodata``: pixels equal to this value (``float('nan')``: NaN; ``'gdal'``: the
       GeoTIFF's ``GDAL_NODATA`` tag, tifffile only) in a band are replaced by the mean of that
       band's valid pixels in the image (0 when none is valid). ``results['nodata_mask']``
-      (``(H, W)`` bool, True where any kept band was nodata) records them before any crop.
+      (``(H, W)`` bool, True where any kept band was nodata) records them;
+      ``RandomResizedCropWithBox`` crops / resizes it with the image (and can redraw crops
+      with too much no-data: ``max_nodata_ratio``), ``CMIDMultiView`` flips and stacks it.
 
     Checks, in this order, each raising :class:`BadImageError` naming the file:
 

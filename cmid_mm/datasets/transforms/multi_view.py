@@ -24,8 +24,16 @@ class CMIDMultiView(MultiView):
       (missing = not flipped). A vertical or diagonal flip raises an error, because the crop
       geometry only accounts for horizontal flips.
 
-    **Required Keys:** ``img``. **Modified Keys:** ``img`` (list of V ``(H, W, N)`` arrays).
-    **Added Keys:** the ``collect_keys``.
+    If the input has a ``nodata_mask`` (``LoadRSImageFromFile(nodata=...)``), each view's mask
+    (cropped and resized with the view by :class:`RandomResizedCropWithBox`) is flipped like
+    the view (mmcv's ``RandomFlip`` flips only ``img`` and ``gt_*`` keys, and the CMID views
+    are cropped before they are flipped), checked against the view's size, and stacked:
+    ``nodata_mask`` becomes ``(V, h, w)`` bool, aligned with the view images. Nothing in the
+    model reads it; add it to ``PackInputs(algorithm_keys=...)`` to carry it into the data
+    samples.
+
+    **Required Keys:** ``img`` (optional ``nodata_mask``). **Modified Keys:** ``img`` (list of
+    V ``(H, W, N)`` arrays), ``nodata_mask``. **Added Keys:** the ``collect_keys``.
 
     Args:
         transforms (list[list[dict | callable]]): One transform list per pipeline.
@@ -48,7 +56,21 @@ class CMIDMultiView(MultiView):
         results['img'] = [view['img'] for view in views]
         for key in self.collect_keys:
             results[key] = np.stack([self._get(view, key, i) for i, view in enumerate(views)])
+        if 'nodata_mask' in results:
+            results['nodata_mask'] = np.stack(
+                [self._view_nodata(view, i) for i, view in enumerate(views)])
         return results
+
+    @classmethod
+    def _view_nodata(cls, view: dict, index: int) -> np.ndarray:
+        """The view's no-data mask, flipped with the view, as ``(h, w)`` bool."""
+        mask = np.asarray(view['nodata_mask'], bool)
+        if mask.shape != view['img'].shape[:2]:
+            raise ValueError(
+                f"view {index}: nodata_mask {mask.shape} does not match the view image "
+                f"{view['img'].shape[:2]}: a transform changed the view's size without the "
+                'mask; crop with RandomResizedCropWithBox, which crops and resizes it too.')
+        return mask[:, ::-1] if cls._get(view, 'flip', index) else mask
 
     @staticmethod
     def _get(view: dict, key: str, index: int) -> np.ndarray:
