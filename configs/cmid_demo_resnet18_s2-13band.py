@@ -25,13 +25,20 @@ crop_and_flip = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
 ]
 block_mask = dict(type='BlockMaskGenerator', input_size=crop_size, block_size=32, mask_ratio=0.6)
-# Band-agnostic replacements of ColorJitter / GaussianBlur; Solarize and RandomGrayscale have no
-# multispectral meaning and are left out. RandomGaussianNoise scales uint16 noise to the full
-# 0-65535 range (far too strong for S2's 0-10000 numbers), and the images are float32 here, where
-# it adds noise in raw units: left out too.
+# Per-band mean / std of data/s2_13band (data/s2_13band/band_stats.json, from
+# tools/analysis_tools/band_stats.py), file band order: the normalisation, and the noise scale.
+band_mean = [1464.91, 1186.24, 953.34, 776.03, 894.05, 1163.70, 1280.95, 1255.00, 1349.33,
+             589.97, 11.97, 994.24, 620.32]
+band_std = [142.26, 203.72, 231.46, 303.94, 367.51, 799.27, 955.46, 1003.71, 1109.29, 480.36,
+            3.70, 967.57, 655.81]
+# View B of the reference with band-agnostic transforms: ColorJitter -> per-band gain jitter,
+# GaussianBlur -> the same blur for all bands, noise relative to each band's std (0.09-0.2 std,
+# the strength of the reference's RGB noise; its 8-bit scale would be ~1400 DN on uint16, 380x
+# the cirrus band's std). Solarize and RandomGrayscale have no multispectral meaning: left out.
 band_aug = [
     dict(type='RandomBandGainJitter', prob=0.8, brightness=0.4, contrast=0.4, band_jitter=0.1),
     dict(type='RandomBandGaussianBlur', prob=1.0, sigma_range=(0.1, 2.0)),
+    dict(type='RandomGaussianNoise', prob=0.6, std_range=(0.09, 0.2), band_std=band_std),
 ]
 train_pipeline = [
     dict(type='PerSampleSeed'),
@@ -52,13 +59,10 @@ train_dataloader = dict(
     dataset=dict(data_root='data/s2_13band', data_prefix='img_dir', pipeline=train_pipeline))
 
 model = dict(
-    # per-band mean / std of data/s2_13band (data/s2_13band/band_stats.json), file band order
     data_preprocessor=dict(
         type='MultiBandSelfSupDataPreprocessor',  # mmengine's accepts only 1 or 3 values
-        mean=[1464.91, 1186.24, 953.34, 776.03, 894.05, 1163.70, 1280.95, 1255.00, 1349.33,
-              589.97, 11.97, 994.24, 620.32],
-        std=[142.26, 203.72, 231.46, 303.94, 367.51, 799.27, 955.46, 1003.71, 1109.29, 480.36,
-             3.70, 967.57, 655.81],
+        mean=band_mean,
+        std=band_std,
         to_rgb=False),
     backbone=dict(in_channels=num_bands),  # first conv 13 -> 64
     mim_head=dict(in_chans=num_bands))  # decoder rebuilds the 13 normalised bands

@@ -58,21 +58,27 @@ NOT_IN_EXPORT = {
 NUM_EXPORTED = {'swin': 67, 'vit': 30}
 
 
+def demo_dataset_cfg(**view_changes):
+    """The 13-band demo's train dataset config; ``view_changes`` = ``{transform type: {key:
+    value}}`` applied to every transform of that type in CMIDMultiView's view pipelines."""
+    dataset = copy.deepcopy(Config.fromfile(PRETRAIN).train_dataloader.dataset)
+    multi_view = next(t for t in dataset.pipeline if t['type'] == 'CMIDMultiView')
+    for view in multi_view.transforms:
+        for t in view:
+            t.update(view_changes.get(t['type'], {}))
+    return dataset
+
+
 def _s2_batch(batch_size=2):
     """A collated batch of the 13-band demo's train pipeline (64 px views) on real tiles."""
     init_default_scope('mmpretrain')
     from mmpretrain.registry import DATASETS
-    cfg = Config.fromfile(PRETRAIN)
-    dataset = copy.deepcopy(cfg.train_dataloader.dataset)
-    for view in dataset.pipeline[2].transforms:  # CMIDMultiView's two view pipelines
-        for t in view:
-            if t['type'] == 'RandomResizedCropWithBox':
-                t['scale'] = SIZE
-            elif t['type'] == 'BlockMaskGenerator':
-                t['input_size'] = SIZE
+    dataset = demo_dataset_cfg(RandomResizedCropWithBox=dict(scale=SIZE),
+                               BlockMaskGenerator=dict(input_size=SIZE))
     dataset.update(data_root=osp.join(REPO, 'data', 's2_13band'), indices=batch_size)
     dataset = DATASETS.build(dataset)
-    return default_collate([dataset[i] for i in range(batch_size)]), cfg.model.data_preprocessor
+    return (default_collate([dataset[i] for i in range(batch_size)]),
+            Config.fromfile(PRETRAIN).model.data_preprocessor)
 
 
 @pytest.fixture(scope='module')
