@@ -81,3 +81,47 @@ def test_feat_dim_error():
     head = QueueContrastiveHead(feat_dim=4, queue_len=8)
     with pytest.raises(ValueError, match='feat_dim=4'):
         head.loss(torch.ones(2, 3), torch.ones(2, 3))
+
+
+def _autograd_infonce(q, k, queue, temperature):
+    """Plain autograd InfoNCE on a private copy of the queue: the reference gradient."""
+    q = torch.nn.functional.normalize(q, dim=1)
+    k = torch.nn.functional.normalize(k, dim=1)
+    logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.clone().t()], 1) / temperature
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long))
+
+
+def test_gradient_matches_autograd_and_ignores_later_enqueue():
+    """The up-front gradient equals autograd's, also when the queue changes before backward."""
+    torch.manual_seed(0)
+    head = QueueContrastiveHead(feat_dim=16, queue_len=64, temperature=0.2).double()
+    q = torch.randn(8, 16, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(8, 16, dtype=torch.float64)
+    q_ref = q.detach().clone().requires_grad_()
+    ref = _autograd_infonce(q_ref, k, head.queue, 0.2)
+    ref.backward()
+    loss = head.loss(q, k)
+    head.enqueue(torch.randn(8, 16, dtype=torch.float64))  # overwrites 8 of the 64 keys
+    (3.0 * loss).backward()  # a weight in front of the loss scales the gradient
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+    assert torch.allclose(q.grad, 3.0 * q_ref.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_pairs_equal_the_mean_of_separate_calls():
+    """CMID stacks both directions into one call: the mean of the two separate losses."""
+    torch.manual_seed(1)
+    head = QueueContrastiveHead(feat_dim=8, queue_len=32)
+    q0, q1, k0, k1 = torch.randn(4, 3, 8).unbind(0)
+    joint = head.loss(torch.cat([q0, q1]), torch.cat([k1, k0]))
+    separate = (head.loss(q0, k1) + head.loss(q1, k0)) / 2
+    assert joint.item() == pytest.approx(separate.item(), rel=1e-6)
+
+
+def test_float32_under_bfloat16_autocast():
+    head = QueueContrastiveHead(feat_dim=8, queue_len=32)
+    q = torch.randn(4, 8, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        loss = head.loss(q.bfloat16(), torch.randn(4, 8).bfloat16())
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert q.grad is not None and q.grad.dtype == torch.float32

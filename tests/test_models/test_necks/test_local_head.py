@@ -89,3 +89,25 @@ def test_deepcopy_for_ema_teacher():
     x = torch.randn(1, 6, 3)
     assert torch.equal(teacher(x), head(x))
     assert not teacher.last_layer.parametrizations.weight.original0.requires_grad
+
+
+@pytest.mark.parametrize('with_bn', [False, True])
+def test_rows_path_equals_conv1d(with_bn):
+    """forward() uses F.linear on (B*M, C) rows; it must equal running the Conv1d layers."""
+    torch.manual_seed(0)
+    head = CMIDLocalHead(in_channels=12, hid_channels=16, bottleneck_channels=6,
+                         out_channels=10, num_layers=3, with_bn=with_bn).train()
+    ref = copy.deepcopy(head)
+    x = torch.randn(4, 12, 5)
+    out = head(x)
+    h = x
+    for layer in ref.mlp:
+        h = layer(h)
+    expected = ref.last_layer(torch.nn.functional.normalize(h, dim=1))
+    assert out.shape == (4, 10, 5)
+    assert torch.allclose(out, expected, atol=1e-5)
+    if with_bn:  # same batch statistics -> same running statistics
+        for a, b in zip(head.mlp, ref.mlp):
+            if isinstance(a, torch.nn.BatchNorm1d):
+                assert torch.allclose(a.running_mean, b.running_mean, atol=1e-6)
+                assert torch.allclose(a.running_var, b.running_var, atol=1e-5)

@@ -178,3 +178,38 @@ def test_non_finite_loss_names_term_and_iteration():
     # parameters untouched (buffers such as the queue may have advanced)
     for k, p in model.named_parameters():
         assert torch.equal(p, before[k]), k
+
+
+@pytest.mark.parametrize('arch', ['swin', 'vit', 'resnet'])
+def test_joint_views_pass(arch):
+    """joint_views=True: one backbone pass of 2B images. Without batch statistics (Swin, ViT)
+    the losses and gradients are those of two passes; with BN (ResNet) BN normalises over
+    both views, so the losses differ, and the running statistics are updated once."""
+    _setup_hub()
+    results = {}
+    for joint in (False, True):
+        torch.manual_seed(0)
+        cfg = dict(copy.deepcopy(CONFIGS[arch]), joint_views=joint)
+        if arch == 'swin':  # stochastic depth draws per pass (the CMID configs set 0.0)
+            cfg['backbone']['drop_path_rate'] = 0.0
+        model = MODELS.build(cfg)
+        model.init_weights()
+        model.train()
+        losses = model.loss(*_batch())
+        sum(losses.values()).backward()
+        grads = {k: p.grad.clone() for k, p in model.backbone.named_parameters()
+                 if p.grad is not None}
+        results[joint] = ({k: v.item() for k, v in losses.items()}, grads, model)
+    (sep, g_sep, m_sep), (joint, g_joint, m_joint) = results[False], results[True]
+    if arch == 'resnet':
+        assert all(math.isfinite(v) for v in joint.values())
+        assert joint['loss_rec'] != pytest.approx(sep['loss_rec'], rel=1e-6)
+        bn = m_joint.backbone.bn1
+        assert int(bn.num_batches_tracked) == 1
+        assert int(m_sep.backbone.bn1.num_batches_tracked) == 2
+        return
+    for k in sep:
+        assert joint[k] == pytest.approx(sep[k], rel=1e-5, abs=1e-6), k
+    assert g_sep.keys() == g_joint.keys() and len(g_sep) > 0
+    for k in g_sep:
+        assert torch.allclose(g_joint[k], g_sep[k], rtol=1e-4, atol=1e-6), k
