@@ -2,6 +2,7 @@
 from typing import Dict, List, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -51,7 +52,14 @@ class CMIDMIMHead(BaseModule):
         Returns:
             (B, in_chans, h * encoder_stride, w * encoder_stride) reconstruction.
         """
-        return self.decoder(feat)
+        # The 1x1 convolution as one matrix product over the B*h*w cells, with the conv's own
+        # parameters: the same numbers, ~1.4x faster than oneDNN's 1x1 Conv2d forward +
+        # backward on CPU at 2048 -> 3072 channels (docs/benchmarks.md).
+        conv, shuffle = self.decoder
+        batch, channels, h, w = feat.shape
+        cells = feat.permute(0, 2, 3, 1).reshape(batch * h * w, channels)
+        out = F.linear(cells, conv.weight.flatten(1), conv.bias)
+        return shuffle(out.reshape(batch, h, w, -1).permute(0, 3, 1, 2))
 
     def loss(self, feat: torch.Tensor, target: torch.Tensor,
              mask: torch.Tensor) -> Dict[str, torch.Tensor]:

@@ -32,6 +32,24 @@ def test_decoder_layout():
     assert torch.equal(out[0, :, 0:4, 0:4], block)
 
 
+def test_forward_equals_conv_and_pixel_shuffle():
+    """forward() runs the 1x1 conv as a matrix product: same output and gradients."""
+    torch.manual_seed(0)
+    head = _head()
+    feat = torch.randn(2, 8, 3, 5, requires_grad=True)
+    feat_ref = feat.detach().clone().requires_grad_()
+    out, ref = head(feat), head.decoder(feat_ref)
+    assert out.shape == ref.shape == (2, 3, 12, 20)
+    assert torch.allclose(out, ref, atol=1e-6)
+    weight = torch.randn_like(ref)
+    (out * weight).sum().backward()
+    grad_w = head.decoder[0].weight.grad.clone()
+    head.zero_grad()
+    (ref * weight).sum().backward()
+    assert torch.allclose(feat.grad, feat_ref.grad, atol=1e-5)
+    assert torch.allclose(grad_w, head.decoder[0].weight.grad, atol=1e-5)
+
+
 @pytest.mark.parametrize('grid', [2, 4, 8])
 def test_loss_upsamples_mask_from_any_dividing_grid(grid):
     torch.manual_seed(0)
