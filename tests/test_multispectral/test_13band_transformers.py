@@ -168,3 +168,20 @@ def test_export_loads_into_13_channel_downstream_backbone(trained, toolbox):
         got = downstream(x)[-1]
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_3_channel_downstream_backbone_is_the_trap(trained):
+    """Forgetting in_channels=13 downstream: mmseg's Swin stops with a size mismatch, mmseg's
+    ViT only logs it and keeps a random patch embedding (every other tensor loads)."""
+    arch, _, _, _, files = trained
+    config, changes = MMSEG[arch]
+    if arch == 'swin':
+        with pytest.raises(RuntimeError, match='size mismatch for patch_embed.projection'):
+            _backbone(config, files['mmseg'], **changes)
+        return
+    downstream = _backbone(config, files['mmseg'], **changes)
+    exported = torch.load(files['mmseg'], weights_only=True)['state_dict']
+    state = downstream.state_dict()
+    assert state['patch_embed.projection.weight'].shape == (32, 3, 16, 16)
+    loaded = [k for k, v in exported.items() if torch.equal(state[k], v)]
+    assert sorted(set(exported) - set(loaded)) == ['patch_embed.projection.weight']

@@ -77,3 +77,29 @@ def test_file_list_of_geotiffs_with_nodata(archive):
     # the mask is where view A shows the fill value (bicubic blends one or two columns)
     at_fill = np.isclose(view_a, fill, rtol=1e-6).all(axis=2)
     assert (at_fill != mask_a).sum(axis=1).max() <= 3
+
+
+def test_nodata_mode_all_keeps_genuine_zeros_of_one_band(tmp_path):
+    """Sentinel-2 L1C: 0 = no data in every band, but the cirrus band B10 has real zeros (two
+    in this tile, at (5, 96) and (17, 36)). nodata_mode='all' marks only the scene edge."""
+    from cmid_mm.datasets.transforms import LoadRSImageFromFile
+    tile = tifffile.imread(osp.join(REPO, 'data', 's2_13band', 'img_dir', 'val',
+                                    's2_coast_y000_x256.tif'))
+    assert [tuple(p) for p in np.argwhere(tile == 0)] == [(5, 96, 10), (17, 36, 10)]
+    edge = tile.copy()
+    edge[:, :EDGE_COLS] = 0
+    path = str(tmp_path / 'edge.tif')
+    tifffile.imwrite(path, edge, photometric='minisblack', planarconfig='contig')
+    load = dict(channels=13, dtype='uint16', tiff_reader='tifffile', nodata=0)
+    any_ = LoadRSImageFromFile(**load)(dict(img_path=path))
+    all_ = LoadRSImageFromFile(**load, nodata_mode='all')(dict(img_path=path))
+    assert any_['nodata_mask'].sum() == EDGE_COLS * 128 + 2
+    assert all_['nodata_mask'].sum() == EDGE_COLS * 128
+    assert all_['img'][5, 96, 10] == 0 and all_['img'][17, 36, 10] == 0  # kept as data
+    b10_fill = np.round(tile[:, EDGE_COLS:, 10].astype(np.float64).sum() /
+                        (tile[:, EDGE_COLS:, 10].size - 2))  # mean of the non-zero B10 pixels
+    assert any_['img'][5, 96, 10] == b10_fill > 0  # 'any': filled like no-data
+    # the edge is filled with each band's mean over the valid pixels in both modes
+    np.testing.assert_array_equal(all_['img'][:, :EDGE_COLS, :10], any_['img'][:, :EDGE_COLS, :10])
+    with pytest.raises(ValueError, match="nodata_mode='both'"):
+        LoadRSImageFromFile(**load, nodata_mode='both')

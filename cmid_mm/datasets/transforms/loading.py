@@ -141,8 +141,11 @@ class LoadRSImageFromFile(LoadImageFromFile):
       ``['B01', 'B02', ..., 'B08', 'B8A', 'B09', 'B10', 'B11', 'B12']``);
     * ``nodata``: pixels equal to this value (``float('nan')``: NaN; ``'gdal'``: the
       GeoTIFF's ``GDAL_NODATA`` tag, tifffile only) in a band are replaced by the mean of that
-      band's valid pixels in the image (0 when none is valid). ``results['nodata_mask']``
-      (``(H, W)`` bool, True where any kept band was nodata) records them;
+      band's valid pixels in the image (0 when none is valid). With ``nodata_mode='all'``
+      only pixels where every kept band equals it are no-data (a single band's value is then
+      real data, e.g. Sentinel-2's cirrus band B10 has genuine zeros). ``results[
+      'nodata_mask']`` (``(H, W)`` bool, True at no-data pixels: where any kept band, or with
+      ``'all'`` every kept band, was nodata) records them;
       ``RandomResizedCropWithBox`` crops / resizes it with the image (and can redraw crops
       with too much no-data: ``max_nodata_ratio``), ``CMIDMultiView`` flips and stacks it.
 
@@ -177,6 +180,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
         band_names (Sequence[str], optional): the names of the file's bands, in file order;
             needed to select ``bands`` by name.
         nodata (float | str, optional): the no-data value (see above). None: no handling.
+        nodata_mode (str): ``'any'`` (default): a band's value equal to ``nodata`` is no-data
+            in that band. ``'all'``: a pixel is no-data only if all kept bands equal it.
         backend_args (dict, optional): file backend arguments (mmengine ``fileio``).
     """
 
@@ -192,7 +197,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
                  tiff_reader: str = 'cv2',
                  bands: Optional[Sequence[Union[int, str]]] = None,
                  band_names: Optional[Sequence[str]] = None,
-                 nodata: Optional[Union[float, str]] = None) -> None:
+                 nodata: Optional[Union[float, str]] = None,
+                 nodata_mode: str = 'any') -> None:
         super().__init__(to_float32=to_float32, imdecode_backend=imdecode_backend,
                          backend_args=backend_args)
         if imdecode_backend != 'cv2':
@@ -229,6 +235,10 @@ class LoadRSImageFromFile(LoadImageFromFile):
         if nodata == 'gdal' and tiff_reader != 'tifffile':
             raise ValueError("LoadRSImageFromFile: nodata='gdal' reads the GeoTIFF tag, which "
                              "needs tiff_reader='tifffile'")
+        if nodata_mode not in ('any', 'all'):
+            raise ValueError(f"LoadRSImageFromFile: nodata_mode={nodata_mode!r}; use 'any' (a "
+                             "band's value is no-data in that band) or 'all' (a pixel is "
+                             'no-data when all kept bands are)')
         if isinstance(nodata, str) and nodata != 'gdal':
             raise ValueError(f"LoadRSImageFromFile: nodata={nodata!r}; use a number, "
                              "float('nan') or 'gdal'")
@@ -240,6 +250,7 @@ class LoadRSImageFromFile(LoadImageFromFile):
                              f'{len(self.band_index)} band(s) but channels={channels}; set '
                              f'channels={len(self.band_index)}')
         self.nodata = nodata
+        self.nodata_mode = nodata_mode
         self.channels = channels
         self.to_channels = to_channels
         self.dtype = dtype
@@ -356,6 +367,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
             invalid = np.isnan(cube) if cube.dtype.kind == 'f' else np.zeros(cube.shape, bool)
         else:  # compared as float64: exact for every uint8 / (u)int16 / float32 value
             invalid = cube.astype(np.float64) == float(nodata)
+        if self.nodata_mode == 'all':
+            invalid = np.broadcast_to(invalid.all(axis=2, keepdims=True), invalid.shape)
         mask = invalid.any(axis=2)
         if mask.any():
             cube = cube.copy()
@@ -452,7 +465,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
                 f'to_channels={self.to_channels!r}, dtype={self.dtype!r}, '
                 f'min_size={self.min_size}, on_error={self.on_error!r}, '
                 f'to_float32={self.to_float32}, tiff_reader={self.tiff_reader!r}, '
-                f'bands={self.band_index}, nodata={self.nodata!r})')
+                f'bands={self.band_index}, nodata={self.nodata!r}, '
+                f'nodata_mode={self.nodata_mode!r})')
 
 
 def find_image_loaders(obj, _seen=None) -> Sequence[LoadRSImageFromFile]:
