@@ -1,5 +1,6 @@
 # Demo: multispectral CMID, ResNet-18 on 13-band Sentinel-2 tiles (data/s2_13band/, real L1C
-# uint16, bands B01..B08, B8A, B09..B12), 128 px views, a few minutes on 2 CPU cores.
+# uint16, bands B01..B08, B8A, B09..B12), 128 px views, batch 8, 20 epochs = 40 iterations
+# (2.1-2.4 s each measured on 2 CPU cores shared with other jobs: about 1.5 min).
 #   python tools/train.py configs/cmid_demo_resnet18_s2-13band.py
 #   python tools/model_converters/export_cmid.py \
 #       work_dirs/cmid_demo_resnet18_s2-13band/epoch_20.pth work_dirs/cmid_r18_s2-13band.pth
