@@ -93,7 +93,7 @@ def presence_label(n_pos: int, size: int, min_frac: float = PRESENCE_MIN_FRAC) -
 
 
 def count_bin(n: int, edges: Sequence[int] = TREE_BIN_EDGES) -> int:
-    """Index of the bin of count ``n``: bins are ``[0, e0)``, ``[e0, e1)``, ..., ``[e_last, inf)``."""
+    """Bin index of count ``n``; bins ``[0, e0)``, ``[e0, e1)``, ..., ``[e_last, inf)``."""
     return int(sum(n >= e for e in edges))
 
 

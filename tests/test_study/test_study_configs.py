@@ -1,0 +1,177 @@
+"""configs/study build, share the study's settings, and take the runner's budget options."""
+import glob
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'study', '*.py')))
+TRAINED = [c for c in CONFIGS if not c.endswith('random.py')]
+
+
+def _load_tool():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'learning_signal_study.py')
+    spec = importlib.util.spec_from_file_location('learning_signal_study', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+study = _load_tool()
+
+
+def _build(cfg):
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import cmid_mm  # noqa: F401  (registers CMID, its heads and transforms)
+    init_default_scope('mmpretrain')
+    return MODELS.build(cfg.model)
+
+
+def test_every_method_has_a_config():
+    names = {osp.splitext(osp.basename(c))[0] for c in CONFIGS}
+    assert names == set(study.ALL_METHODS)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.basename(p))
+def test_config_builds(path):
+    cfg = Config.fromfile(path)
+    model = _build(cfg)
+    assert cfg.model.data_preprocessor.mean == cfg.pool_mean
+    assert cfg.model.data_preprocessor.std == cfg.pool_std
+    # the evaluated backbone is a stock ResNet-18 under `backbone.` (student / online net)
+    keys = {k for k in model.state_dict() if k.startswith('backbone.')}
+    assert 'backbone.layer4.1.conv2.weight' in keys
+    assert model.backbone.depth == 18
+
+
+def test_trained_configs_share_pool_batch_optimizer_budget():
+    common = None
+    for path in TRAINED:
+        cfg = Config.fromfile(path)
+        dl = cfg.train_dataloader
+        shared = (dl.batch_size, dl.dataset.data_root, dl.dataset.data_prefix,
+                  dl.sampler.type, cfg.train_cfg.type, cfg.train_cfg.max_iters,
+                  cfg.optim_wrapper.optimizer.type, cfg.optim_wrapper.optimizer.lr,
+                  cfg.optim_wrapper.optimizer.weight_decay,
+                  [s.type for s in cfg.param_scheduler], cfg.default_hooks.checkpoint.by_epoch,
+                  cfg.default_hooks.checkpoint.max_keep_ckpts)
+        common = common or shared
+        assert shared == common, path
+        assert dl.batch_size == 32 and cfg.train_cfg.type == 'IterBasedTrainLoop'
+        assert not any(h.type == 'ExactResumeHook' for h in cfg.custom_hooks)
+        pipeline = [t.type for t in dl.dataset.pipeline]
+        assert 'PerSampleSeed' not in pipeline  # needs an epoch loop
+
+
+@pytest.mark.parametrize('path', [c for c in TRAINED if 'cmid' in osp.basename(c)],
+                         ids=lambda p: osp.basename(p))
+def test_cmid_geometry_fits_96px(path):
+    cfg = Config.fromfile(path)
+    crop = cfg.crop_size
+    cells = crop // 32
+    assert cells >= 3  # ResNet last stage
+    assert 1 <= cfg.model.num_matches <= cells * cells
+    views = cfg.train_dataloader.dataset.pipeline[1].transforms
+    for view in views:
+        mask = [t for t in view if t.type == 'BlockMaskGenerator'][0]
+        assert mask.input_size == crop and crop % mask.block_size == 0
+        assert mask.block_size % 4 == 0  # stride-4 token grid of the masked backbone
+    assert cfg.model.global_head.queue_len % cfg.train_dataloader.batch_size == 0
+
+
+def test_ablation_weights():
+    w = {osp.basename(p): Config.fromfile(p).model for p in TRAINED if 'cmid' in p}
+    assert w['cmid_mim-only.py'].loss_weights == dict(loss_rec=1., loss_global=0.,
+                                                      loss_local=0.)
+    assert w['cmid_global-only.py'].loss_weights == dict(loss_rec=0., loss_global=1.,
+                                                         loss_local=0.)
+    assert w['cmid_local-only.py'].loss_weights == dict(loss_rec=0., loss_global=0.,
+                                                        loss_local=1.)
+    assert w['cmid_no-ffl.py'].mim_head.loss_freq.loss_weight == 0.0
+    assert w['cmid.py'].mim_head.get('loss_freq') is None  # the head's default, weight 1
+    assert w['cmid.py'].loss_weights == dict(loss_rec=1., loss_global=1., loss_local=1.)
+
+
+def test_no_ffl_really_drops_the_frequency_term():
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'study', 'cmid_no-ffl.py'))
+    head = _build(cfg).mim_head
+    with torch.no_grad():
+        losses = head.loss(torch.randn(2, 512, 3, 3), torch.randn(2, 3, 96, 96),
+                           torch.ones(2, 24, 24))
+    assert float(losses['loss_freq']) == 0.0 and float(losses['loss_spatial']) > 0
+
+
+@pytest.mark.parametrize('method', ['cmid', 'mocov2'])
+def test_budget_options_merge(method):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'study', f'{method}.py'))
+    iters = study.round_budget(20, 3)
+    assert iters == 21
+    opts = study.budget_options(method, iters, 3, seed=7, iters_per_epoch=6,
+                                data_root='/x/rs_study', num_workers=0)
+    cfg.merge_from_dict(dict(o.split('=', 1) for o in opts))
+    assert int(cfg.train_cfg.max_iters) == 21
+    assert int(cfg.param_scheduler[0].end) == int(cfg.param_scheduler[1].begin) == 2
+    assert int(cfg.param_scheduler[1].end) == 21
+    assert int(cfg.default_hooks.checkpoint.interval) == 7
+    assert study.checkpoint_iters(21, 3) == [7, 14, 21]
+    assert int(cfg.randomness.seed) == 7
+    assert cfg.train_dataloader.dataset.data_root == '/x/rs_study'
+    if method == 'cmid':
+        assert float(cfg.model.local_loss.warmup_teacher_temp_epochs) == pytest.approx(1.05)
+    else:
+        assert not any('local_loss' in o for o in opts)
+
+
+def test_parse_times_skips_warmup_and_checkpoint_iterations(tmp_path):
+    vis = tmp_path / '20260101_000000' / 'vis_data'
+    vis.mkdir(parents=True)
+    times = {1: 9., 2: 5., 3: 1., 4: 1.2, 5: 3., 6: 1.1}  # checkpoint after 4 -> 5 slow
+    with open(vis / 'scalars.json', 'w') as f:
+        for i, t in times.items():
+            f.write(json.dumps(dict(iter=i, time=t, data_time=0.01, loss=1.)) + '\n')
+        f.write('not json\n')
+    out = study.parse_times(str(tmp_path), ckpt_iters=[4])
+    assert out['logged_iters'] == 6 and out['steady_iters'] == 3
+    assert out['s_per_iter_median'] == pytest.approx(1.1)
+    assert out['train_loop_s'] == pytest.approx(sum(times.values()))
+
+
+def _fake_metrics(v):
+    pm = dict(acc=v, bacc=v, macro_f1=v)
+    patch = dict(knn=dict(pm), linear=dict(pm, l2=0.1))
+    out = {t: patch for t in study.PATCH_TASKS}
+    out[study.DENSE_TASK] = dict(iou=v / 2, pixel_acc=v, bacc=v, l2=1.0)
+    return out
+
+
+def test_report_from_fake_runs(tmp_path):
+    args = study.parse_args(['--iters', '6', '--seeds', '0', '1'])
+    timing = dict(s_per_iter_median=1.5, data_s_per_iter_median=0.01, wall_clock_s=20.)
+    runs = {m: {s: dict(method=m, seed=s, iters=6, timing=timing,
+                        evals={str(i): _fake_metrics(0.5 + 0.01 * i + 0.02 * s + d)
+                               for i in (2, 4, 6)}, eval_s={'2': 10., '4': 10., '6': 10.})
+                for s in (0, 1)}
+            for m, d in (('cmid', 0.1), ('mocov2', 0.15))}
+    randoms = {s: dict(method='random', seed=s, iters=0, evals={'0': _fake_metrics(0.4)},
+                       eval_s={'0': 9.}) for s in (0, 1)}
+    info = dict(cpu_model='test cpu', cpu_count=2, torch='x', mmpretrain='y', python='z',
+                date='2026-01-01')
+    res = study.aggregate(runs, randoms, _fake_metrics(0.45), 6, args, info, 204, 32)
+    assert res['summary']['cmid']['building/linear/bacc']['mean'] == pytest.approx(0.67)
+    assert res['summary']['cmid']['building/linear/bacc']['std'] == pytest.approx(0.01414, 1e-3)
+    assert res['curves']['cmid']['iters'] == [0, 2, 4, 6]
+    assert res['curves']['cmid']['road/knn/bacc'][0]['mean'] == pytest.approx(0.4)
+    assert res['total_run_and_probe_s'] == pytest.approx(4 * (20 + 30) + 2 * 9)
+    study.write_markdown(res, str(tmp_path / 'results.md'))
+    text = (tmp_path / 'results.md').read_text()
+    assert '| cmid | 67.0 ± 1.4 |' in text
+    assert 'CMID 67.0 ± 1.4; at least as high: mocov2 72.0 ± 1.4' in text
+    study.plot(res, str(tmp_path / 'probe_vs_iters.png'))
+    assert (tmp_path / 'probe_vs_iters.png').stat().st_size > 10000
+    json.dumps(res)  # serialisable
