@@ -48,6 +48,8 @@ def test_config_builds(path):
     keys = {k for k in model.state_dict() if k.startswith('backbone.')}
     assert 'backbone.layer4.1.conv2.weight' in keys
     assert model.backbone.depth == 18
+    # every method starts from the same initialisation as `random` (iteration 0 of the curves)
+    assert model.backbone.zero_init_residual is False
 
 
 def test_trained_configs_share_pool_batch_optimizer_budget():

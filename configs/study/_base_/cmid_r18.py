@@ -43,7 +43,9 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 model = dict(
     data_preprocessor={{_base_.data_preprocessor}},
-    backbone=dict(depth=18),
+    # zero_init_residual=False as MoCo / BYOL / random here (and torchvision, which the
+    # reference uses); mmpretrain's ResNet default zero-initialises each block's last BN
+    backbone=dict(depth=18, zero_init_residual=False),
     mim_head=dict(in_channels=512),
     global_neck=dict(in_channels=512, hid_channels=512, out_channels=128),
     # 128 keys (2 steps of 2 views x 32): the pool has only ~200 images, a longer queue would
