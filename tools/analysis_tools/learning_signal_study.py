@@ -377,7 +377,8 @@ def parse_times(run_dir: str, ckpt_iters=()) -> dict:
     iteration right after a checkpoint (its time includes writing the checkpoint).
     """
     times, data_times = {}, {}
-    for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json'))):
+    paths = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')))
+    for path in paths:  # one per attempt; a resumed attempt overwrites repeated iterations
         for line in open(path):
             try:
                 rec = json.loads(line)
@@ -391,7 +392,7 @@ def parse_times(run_dir: str, ckpt_iters=()) -> dict:
     steady_data = [data_times[i] for i in sorted(data_times) if i not in skip] or \
         list(data_times.values())
     return dict(
-        logged_iters=len(times), steady_iters=len(steady),
+        logged_iters=len(times), steady_iters=len(steady), attempts=len(paths),
         s_per_iter_median=float(np.median(steady)) if steady else None,
         s_per_iter_mean=float(np.mean(steady)) if steady else None,
         data_s_per_iter_median=float(np.median(steady_data)) if steady_data else None,
@@ -419,6 +420,7 @@ def train(method: str, seed: int, iters: int, run_dir: str, args, iters_per_epoc
         raise RuntimeError(f'training {method} seed {seed} failed (exit {proc.returncode}); '
                            f'log {log}:\n{tail}')
     timing = parse_times(run_dir, checkpoint_iters(iters, args.checkpoints))
+    # wall_clock_s: this attempt only (a resumed run's earlier attempts are not counted)
     timing.update(wall_clock_s=round(wall, 2), loadavg_before=load_before,
                   loadavg_after=loadavg(), command=cmd)
     return timing
