@@ -65,13 +65,16 @@ def parse_args(argv=None):
                         choices=sorted(ARCHS), help='backbones to measure')
     parser.add_argument('--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS,
                         help='steps to measure (simmim only runs for Swin)')
-    parser.add_argument('--batch-size', type=int, default=16, help='images per step')
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='images per step (R50 at 8: ~3 GB per worker, 5 workers)')
     parser.add_argument('--img-size', type=int, default=224, help='view size in pixels')
     parser.add_argument('--warmup', type=int, default=2, help='untimed rounds first')
     parser.add_argument('--reps', type=int, default=5, help='timed rounds')
     parser.add_argument('--threads', type=int, default=2, help='torch threads per step')
     parser.add_argument('--pipeline-samples', type=int, default=160,
                         help='images through each data pipeline (0: skip the pipeline)')
+    parser.add_argument('--no-flops', dest='flops', action='store_false',
+                        help="skip counting each step's FLOPs (one extra untimed step)")
     parser.add_argument('--data-root', default=osp.join(REPO, 'data', 'rs_sample'),
                         help='folder with an images/ subfolder of RGB files')
     parser.add_argument('--out-dir', default=osp.join(REPO, 'work_dirs', 'benchmark_speed'))
@@ -285,8 +288,26 @@ def batch_digest(batch: dict) -> str:
     return h.hexdigest()[:12]
 
 
+def die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the benchmark process dies (Ctrl-C, kill)."""
+    if sys.platform.startswith('linux'):
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def count_flops(step, data) -> int:
+    """FLOPs of one step as torch's FlopCounterMode counts them (matmuls, convolutions, SDPA;
+    elementwise ops, norms, FFTs and the optimizer are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step(data)
+    return counter.get_total_flops()
+
+
 def worker(conn, variant: str, arch: str, args) -> None:
     import torch
+    die_with_parent()
     from mmengine.logging import MMLogger
     torch.set_num_threads(args.threads)
     # quiet: mmengine's optimizer constructor warns once per frozen BYOL target parameter
@@ -306,7 +327,10 @@ def worker(conn, variant: str, arch: str, args) -> None:
             t0 = time.perf_counter()
             step(data)
             conn.send(('time', time.perf_counter() - t0))
-        conn.send(('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        conn.send(('peak', (peak, count_flops(step, data) if args.flops else None)))
+    except EOFError:  # the benchmark process went away
+        return
     except Exception as e:  # report and exit: the parent names the variant
         import traceback
         conn.send(('error', f'{type(e).__name__}: {e}\n{traceback.format_exc()}'))
@@ -343,17 +367,20 @@ def bench_arch(arch: str, args) -> dict:
               (' (warm-up)' if r < args.warmup else '') + ': ' +
               ', '.join(f'{v} {times[v][-1]:.2f}s' for v in variants if r >= args.warmup),
               flush=True)
-    peak = {}
+    peak, flops = {}, {}
     for v in variants:
         conns[v].send('stop')
         kind, value = conns[v].recv()
-        peak[v] = value
+        if kind == 'error':
+            raise RuntimeError(f'{arch}/{v}: counting FLOPs failed:\n{value}')
+        peak[v], flops[v] = value
         procs[v].join(30)
     out = {}
     for v in variants:
         med = statistics.median(times[v])
         out[v] = dict(times_s=times[v], median_s=med, images_per_s=args.batch_size / med,
-                      idle_rss_mb=idle_rss[v], peak_rss_mb=peak[v])
+                      idle_rss_mb=idle_rss[v], peak_rss_mb=peak[v], gflops=(
+                          flops[v] / 1e9 if flops[v] is not None else None))
     return out
 
 
@@ -425,6 +452,9 @@ def summarise(results: dict) -> dict:
             ratios['cmid_over_min_time'] = steps['cmid']['median_s'] / steps['cmid-min']['median_s']
             ratios['cmid_over_min_peak_rss'] = (steps['cmid']['peak_rss_mb'] /
                                                 steps['cmid-min']['peak_rss_mb'])
+            if steps['cmid']['gflops'] and steps['cmid-min']['gflops']:
+                ratios['cmid_over_min_flops'] = (steps['cmid']['gflops'] /
+                                                 steps['cmid-min']['gflops'])
         for ref in ('cmid-joint', 'mocov2', 'byol', 'simmim'):
             if 'cmid' in steps and ref in steps:
                 ratios[f'cmid_over_{ref}_time'] = (steps['cmid']['median_s'] /
@@ -450,11 +480,13 @@ def markdown(results: dict) -> str:
         f'Command: `{results["command"]}`', '']
     for arch, res in results['archs'].items():
         lines += [f'## {arch}', '',
-                  '| step | median s/step | images/s | peak RSS (MB) | all times (s) |',
-                  '|---|---:|---:|---:|---|']
+                  '| step | median s/step | images/s | peak RSS (MB) | GFLOP/step | '
+                  'all times (s) |',
+                  '|---|---:|---:|---:|---:|---|']
         for v, s in res['steps'].items():
+            gflops = f'{s["gflops"]:.0f}' if s['gflops'] else '-'
             lines.append(f'| {v} | {s["median_s"]:.3f} | {s["images_per_s"]:.2f} | '
-                         f'{s["peak_rss_mb"]:.0f} | '
+                         f'{s["peak_rss_mb"]:.0f} | {gflops} | '
                          f'{", ".join(f"{t:.2f}" for t in s["times_s"])} |')
         lines += ['', '| ratio | value | target |', '|---|---:|---:|']
         tgt = {'cmid_over_min_time': f'<= {TARGETS["step_ratio"]}',
