@@ -57,7 +57,8 @@ class CMID(BaseSelfSupervisor):
             float rounding for backbones without batch statistics (Swin, ViT: LayerNorm);
             with BatchNorm (ResNet) each BN layer then normalises over both views together
             (2B images) and updates its running statistics once per step instead of twice.
-            Faster on CPU (see docs/benchmarks.md); off by default.
+            Off by default: on 2 CPU cores at batch 8 it was 3 % faster for Swin-T and 9 %
+            slower for ResNet-50 (docs/benchmarks.md); measure on your hardware.
     """
 
     def __init__(self,

@@ -1,0 +1,72 @@
+"""tools/analysis_tools/benchmark_speed.py: the ratios it reports, the batch formats it feeds
+mmpretrain's algorithms, and one tiny real run (workers, same batch, JSON + markdown).
+Timing targets are the script's business, not the tests'."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+
+import benchmark_speed as bench  # noqa: E402
+
+
+def _step(median, rss, gflops):
+    return dict(times_s=[median], median_s=median, images_per_s=8 / median,
+                idle_rss_mb=rss / 2, peak_rss_mb=rss, gflops=gflops)
+
+
+def test_summarise_ratios_by_hand():
+    results = dict(
+        archs=dict(r50=dict(steps=dict(
+            cmid=_step(5.0, 3900., 575.), **{'cmid-min': _step(4.0, 3000., 500.)},
+            mocov2=_step(2.5, 2000., None)))),
+        pipeline=dict(cmid_images_per_s=80.0, byol_images_per_s=70.0))
+    ratios = bench.summarise(results)['archs']['r50']['ratios']
+    assert ratios['cmid_over_min_time'] == pytest.approx(1.25)
+    assert ratios['cmid_over_min_peak_rss'] == pytest.approx(1.3)
+    assert ratios['cmid_over_min_flops'] == pytest.approx(1.15)
+    assert ratios['cmid_over_mocov2_time'] == pytest.approx(2.0)
+    # CMID: 8 images / 5 s = 1.6 images/s; the pipeline does 80 -> 50x
+    assert ratios['pipeline_over_step_images_per_s'] == pytest.approx(50.0)
+    assert 'cmid_over_byol_time' not in ratios
+
+
+def test_cmid_batch_adapted_for_each_algorithm():
+    args = bench.parse_args(['--batch-size', '2', '--img-size', '64'])
+    batch = bench.make_batch(args)
+    views = batch['inputs']
+    assert len(views) == 2 and views[0].shape == (2, 3, 64, 64)
+    assert batch['data_samples'][0].mask.shape == (2, 16, 16)
+    # the pipeline is a function of (seed 0, epoch 0, index): two builds give the same batch
+    assert bench.batch_digest(batch) == bench.batch_digest(bench.make_batch(args))
+    moco = bench.adapt_batch('mocov2', batch)
+    assert [torch.equal(a, b) for a, b in zip(moco['inputs'], views)] == [True, True]
+    simmim = bench.adapt_batch('simmim', batch)
+    assert torch.equal(simmim['inputs'], views[0])
+    assert torch.equal(torch.as_tensor(simmim['data_samples'][1].mask),
+                       torch.as_tensor(batch['data_samples'][1].mask[0]))
+
+
+def test_tiny_run_writes_json_and_markdown(tmp_path):
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_speed.py'),
+           '--archs', 'resnet18', '--variants', 'cmid', 'cmid-min', '--batch-size', '2',
+           '--warmup', '0', '--reps', '1', '--threads', '1',
+           '--pipeline-samples', '4', '--no-flops', '--out-dir', str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    res = json.load(open(tmp_path / 'speed.json'))
+    steps = res['archs']['resnet18']['steps']
+    assert set(steps) == {'cmid', 'cmid-min'}
+    for s in steps.values():
+        assert len(s['times_s']) == 1 and s['median_s'] > 0 and s['peak_rss_mb'] > 100
+    ratio = res['archs']['resnet18']['ratios']['cmid_over_min_time']
+    assert ratio == pytest.approx(steps['cmid']['median_s'] / steps['cmid-min']['median_s'])
+    assert res['pipeline']['cmid_images_per_s'] > 0
+    assert '## resnet18' in (tmp_path / 'speed.md').read_text()
