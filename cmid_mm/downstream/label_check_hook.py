@@ -19,8 +19,14 @@ def check_seg_labels(data_samples: Sequence, num_classes: int, ignore_index: int
         seg = getattr(sample, 'gt_sem_seg', None)
         if seg is None:
             continue
-        values = torch.unique(seg.data)
-        bad = [int(v) for v in values
+        data = seg.data
+        # min / max decide the common cases without torch.unique (~16 ms per 512 x 512 mask)
+        if int(data.min()) >= 0 and int(data.max()) < num_classes:
+            continue
+        rest = data[data != ignore_index]
+        if rest.numel() == 0 or (int(rest.min()) >= 0 and int(rest.max()) < num_classes):
+            continue
+        bad = [int(v) for v in torch.unique(data)
                if not (0 <= int(v) < num_classes or int(v) == ignore_index)]
         if bad:
             path = sample.metainfo.get('seg_map_path', '<unknown file>')

@@ -2,7 +2,6 @@
 # mmpretrain's default initialisation under the run's seed. Only model.backbone and the input
 # normalisation are used (by tools/analysis_tools/learning_signal_study.py).
 _base_ = ['./_base_/study_common.py']
-study_trains = False
 model = dict(
     type='ImageClassifier',
     data_preprocessor=dict(type='ClsDataPreprocessor', mean={{_base_.pool_mean}},

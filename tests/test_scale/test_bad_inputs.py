@@ -545,6 +545,7 @@ def test_train_run_skips_broken_file_then_stops_on_nan_keeping_last_checkpoint(t
     sd = ckpt['state_dict']
     assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())
     model = MODELS.build(Config.fromfile(DEMO).model)
-    model.load_state_dict(sd, strict=True)
-    assert torch.equal(model.local_loss.center, sd['local_loss.center'])
+    model.load_state_dict(sd, strict=True)  # strict: every key of the model, no extra
+    # epoch 1 ran its two steps: the DINO centre moved away from its zero initialisation
+    assert sd['local_loss.center'].abs().sum() > 0
 

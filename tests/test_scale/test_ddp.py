@@ -366,5 +366,7 @@ def test_soak_tool_sigterm_leaves_no_worker(tmp_path):
     assert report['terminated_after'] == 1 and report['returncode'] == -15
     assert report['worker_processes_seen'] == 2
     assert report['survivors'] == [], report['survivors']
-    assert report['all_gone_after_s'] < 2.0  # not the workers' 5 s parent watchdog
+    # PR_SET_PDEATHSIG kills the workers at once; the workers' own parent watchdog polls
+    # every 5 s: gone well before that means the signal did it (margin for a loaded CI)
+    assert report['all_gone_after_s'] < 4.0
     assert proc.returncode == 0, proc.stdout[-3000:]

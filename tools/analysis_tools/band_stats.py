@@ -128,8 +128,10 @@ def compute_band_stats(paths: Sequence[str],
             if hists is not None:
                 hists[b] += np.bincount(band.astype(np.int64) - offset,
                                         minlength=hists.shape[1])
-            else:
-                samples[b].append(band)
+            else:  # float: keep a random share per image, so memory stays ~max_samples
+                per_image = max(1, max_samples // len(paths))
+                samples[b].append(band if band.size <= per_image else
+                                  rng.choice(band, per_image, replace=False))
         progress.update()
     progress.close()
     if count is None or (count == 0).any():

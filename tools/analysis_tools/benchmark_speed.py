@@ -34,19 +34,16 @@ training step's images/s tells how many workers keep one trainer busy.
 Results: printed, and written to ``--out-dir`` as ``speed.json`` and ``speed.md``.
 """
 import argparse
-import datetime
 import json
 import multiprocessing as mp
 import os
 import os.path as osp
-import platform
 import resource
 import statistics
 import sys
 import time
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-MMPRETRAIN_CONFIGS = None  # resolved lazily: <site-packages>/mmpretrain/.mim/configs
 
 ARCHS = {
     # name: (CMID model base config, backbone overrides, last-stage channels)
@@ -430,19 +427,6 @@ def bench_pipeline(args) -> dict:
 # report
 
 
-def machine() -> dict:
-    import torch
-    model = ''
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next((l.split(':', 1)[1].strip() for l in f if l.startswith('model name')),
-                         '')
-    except OSError:
-        pass
-    return dict(cpu=model, cores=os.cpu_count(), python=platform.python_version(),
-                torch=torch.__version__, date=datetime.date.today().isoformat())
-
-
 def summarise(results: dict) -> dict:
     """Ratios of every arch: (a)/(b) time and peak RSS, (a) vs the mmpretrain references."""
     for arch, res in results['archs'].items():
@@ -473,8 +457,9 @@ def markdown(results: dict) -> str:
     a = results['args']
     m = results['machine']
     lines = [
-        f'# Speed benchmark ({m["date"]})', '',
-        f'Machine: {m["cpu"]}, {m["cores"]} cores; Python {m["python"]}, torch {m["torch"]}; '
+        f'# Speed benchmark ({m["date"][:10]})', '',
+        f'Machine: {m["cpu_model"]}, {m["cpu_count"]} CPUs; Python {m["python"]}, '
+        f'torch {m["torch"]}; '
         f'{a["threads"]} torch threads per step, batch {a["batch_size"]}, {a["img_size"]} px, '
         f'{a["warmup"]} warm-up + {a["reps"]} timed interleaved rounds (medians).', '',
         f'Command: `{results["command"]}`', '']
@@ -508,9 +493,10 @@ def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
     sys.path.insert(0, REPO)
+    from cmid_mm.utils.machine import machine_info
     results = dict(
         command='python ' + ' '.join([osp.relpath(__file__, REPO)] + list(argv or sys.argv[1:])),
-        args=vars(args), machine=machine(), archs={})
+        args=vars(args), machine=machine_info(), archs={})
     for arch in args.archs:
         print(f'{arch}: building {len(args.variants)} workers', flush=True)
         results['archs'][arch] = dict(steps=bench_arch(arch, args))

@@ -30,13 +30,11 @@ command again); an interrupted training continues from its last checkpoint
 (``--resume auto``). Checkpoints are deleted once evaluated unless ``--keep-checkpoints``.
 """
 import argparse
-import datetime
 import glob
 import json
 import math
 import os
 import os.path as osp
-import platform
 import shlex
 import subprocess
 import sys
@@ -50,6 +48,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from cmid_mm.utils.machine import machine_info  # noqa: E402
 
 ALL_METHODS = ('random', 'cmid', 'cmid_mim-only', 'cmid_global-only', 'cmid_local-only',
                'cmid_no-ffl', 'mocov2', 'byol')
@@ -121,26 +121,7 @@ def budget_options(method: str, iters: int, n_ckpt: int, seed: int, iters_per_ep
     return opts
 
 
-# --- machine ---------------------------------------------------------------------------------
-def machine_info() -> dict:
-    model = platform.processor() or ''
-    try:
-        out = subprocess.run(['lscpu'], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.lower().startswith('model name'):
-                model = line.split(':', 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    import mmengine
-    import mmpretrain
-    return dict(cpu_model=model, cpu_count=os.cpu_count(),
-                affinity=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-                else None, torch=torch.__version__, mmengine=mmengine.__version__,
-                mmpretrain=mmpretrain.__version__, python=platform.python_version(),
-                platform=platform.platform(),
-                date=datetime.datetime.now().astimezone().isoformat(timespec='seconds'))
-
-
+# --- load ------------------------------------------------------------------------------------
 def loadavg() -> Optional[List[float]]:
     try:
         return [round(v, 2) for v in os.getloadavg()]

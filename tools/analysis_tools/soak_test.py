@@ -251,7 +251,7 @@ def main(argv=None):
                'train_dataloader.persistent_workers=True', f'train_cfg.max_epochs={epochs}',
                f'default_hooks.logger.interval={args.log_interval}',
                f'default_hooks.checkpoint.interval={epochs}',
-               'default_hooks.checkpoint.max_keep_ckpts=1']
+               'default_hooks.checkpoint.max_keep_ckpts=2']
     if args.batch_size:
         options.append(f'train_dataloader.batch_size={args.batch_size}')
     cmd = [args.python, osp.join(REPO, 'tools', 'train.py'), osp.join(cwd, args.config),

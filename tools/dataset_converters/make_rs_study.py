@@ -296,7 +296,7 @@ def make_study(src: str, out: str) -> dict:
         for sub in ('probes', 'pretrain'):
             shutil.rmtree(osp.join(out, sub), ignore_errors=True)
     probes = osp.join(out, 'probes')
-    tasks, held_out, notes = {}, {}, {}
+    tasks, held_out = {}, {}
 
     # building (SpaceNet Atlanta pan, 0.5 m): left half train, right half test.
     bld = load(src, 'bld')

@@ -147,7 +147,15 @@ class ExactResumeHook(Hook):
         """
         sampler = getattr(runner.train_dataloader, 'sampler', None)
         randomness = getattr(runner, '_randomness_cfg', None) or {}
-        if randomness.get('diff_rank_seed', False) or not hasattr(sampler, 'seed'):
+        if not hasattr(sampler, 'seed'):
+            return
+        if randomness.get('diff_rank_seed', False):
+            if runner.iter > 0:  # resumed: mmengine drew this sampler seed afresh
+                runner.logger.warning(
+                    'ExactResumeHook: diff_rank_seed=True builds the train sampler from a '
+                    'fresh random seed, so the resumed run sees the data in another order '
+                    'than the interrupted one (not an exact resume); use diff_rank_seed=False '
+                    'for exact resume (docs/resume.md)')
             return
         if sampler.seed != runner.seed:
             runner.logger.info(f'ExactResumeHook: train sampler seed {sampler.seed} -> run '

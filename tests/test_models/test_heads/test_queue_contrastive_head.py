@@ -120,8 +120,15 @@ def test_stacked_pairs_equal_the_mean_of_separate_calls():
 def test_float32_under_bfloat16_autocast():
     head = QueueContrastiveHead(feat_dim=8, queue_len=32)
     q = torch.randn(4, 8, requires_grad=True)
+    k = torch.randn(4, 8).bfloat16()
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        loss = head.loss(q.bfloat16(), torch.randn(4, 8).bfloat16())
+        loss = head.loss(q.bfloat16(), k)
     assert loss.dtype == torch.float32
     loss.backward()
-    assert q.grad is not None and q.grad.dtype == torch.float32
+    # the same bfloat16 inputs outside autocast, in float32: same loss and gradient
+    q_ref = q.detach().bfloat16().float().requires_grad_()
+    ref = head.loss(q_ref, k.float())
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert q.grad.dtype == torch.float32
+    assert torch.allclose(q.grad, q_ref.grad.bfloat16().float(), rtol=1e-2, atol=1e-3)

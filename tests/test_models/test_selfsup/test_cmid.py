@@ -207,6 +207,17 @@ def test_joint_views_pass(arch):
         bn = m_joint.backbone.bn1
         assert int(bn.num_batches_tracked) == 1
         assert int(m_sep.backbone.bn1.num_batches_tracked) == 2
+        # the student's stem BN saw the two masked views: once together (joint), or one after
+        # the other (momentum 0.1, running mean starting at 0); conv1 is not updated by loss()
+        from cmid_mm.models.utils.mean_fill import mean_fill, upsample_mask
+        views, samples = _batch()
+        masks = torch.stack([torch.as_tensor(ds.mask) for ds in samples])
+        with torch.no_grad():
+            means = [m_sep.backbone.conv1(mean_fill(v, upsample_mask(masks[:, i], (SIZE, SIZE))))
+                     .mean(dim=(0, 2, 3)) for i, v in enumerate(views)]
+        assert torch.allclose(bn.running_mean, 0.1 * (means[0] + means[1]) / 2, atol=1e-5)
+        assert torch.allclose(m_sep.backbone.bn1.running_mean,
+                              0.9 * 0.1 * means[0] + 0.1 * means[1], atol=1e-5)
         return
     for k in sep:
         assert joint[k] == pytest.approx(sep[k], rel=1e-5, abs=1e-6), k
