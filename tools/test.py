@@ -11,8 +11,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import DumpResults  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
+from cmid_mm.engine import build_runner  # noqa: E402
 from cmid_mm.utils import (fix_dataloaders, load_config,  # noqa: E402
                            prepare_cpu_distributed, release_distributed)
 
@@ -50,7 +50,7 @@ def main(argv=None):
     cfg.load_from = args.checkpoint
     fix_dataloaders(cfg)
     prepare_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ValueError(f'--out {args.out!r}: the output file must end with .pkl')

@@ -18,8 +18,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..')))
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
 
+from cmid_mm.engine import build_runner  # noqa: E402
 from cmid_mm.engine.checkpoint_guard import find_resumable_checkpoint  # noqa: E402
 from cmid_mm.utils import (fix_dataloaders, load_config,  # noqa: E402
                            prepare_cpu_distributed, release_distributed)
@@ -126,7 +126,7 @@ def main(argv=None):
         cfg.load_from = find_resumable_checkpoint(cfg.work_dir)
         cfg.resume = cfg.load_from is not None
     workers_die_with_trainer()
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     runner.train()
     if args.launcher != 'none':
         release_distributed(runner)

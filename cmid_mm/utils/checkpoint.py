@@ -60,3 +60,39 @@ def register_safe_globals() -> None:
     """Allow-list :func:`safe_globals` for ``torch.load(weights_only=True)`` (idempotent)."""
     if hasattr(torch.serialization, 'add_safe_globals'):
         torch.serialization.add_safe_globals(safe_globals())
+
+
+def safe_load_url(url: str, model_dir=None, map_location=None, progress: bool = True,
+                  check_hash: bool = False, file_name=None):
+    """``torch.hub.load_state_dict_from_url`` with safe loading (``weights_only=True``).
+
+    torch's function unpickles with ``weights_only=False`` by default, both the download and
+    the copy it caches in ``$TORCH_HOME/hub/checkpoints``; mmengine uses it for every
+    ``http(s)://``, ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` checkpoint
+    (``init_cfg`` Pretrained, ``load_from``, ``--resume URL``). This version reads data only;
+    a file that needs anything else is refused with its URL and cached path.
+    """
+    import os
+    from urllib.parse import urlparse
+    try:
+        return torch.hub.load_state_dict_from_url(
+            url, model_dir=model_dir, map_location=map_location, progress=progress,
+            check_hash=check_hash, file_name=file_name, weights_only=True)
+    except pickle.UnpicklingError as e:
+        cache = os.path.join(model_dir or os.path.join(torch.hub.get_dir(), 'checkpoints'),
+                             file_name or os.path.basename(urlparse(url).path))
+        raise pickle.UnpicklingError(
+            f'refusing to load {url} (downloaded to {cache}): it is not a data-only checkpoint, '
+            'and cmid_mm never unpickles code from a checkpoint. If you trust the file, '
+            'convert it yourself into a tensors-only file and load that path instead. '
+            f'torch said: {e}') from None
+
+
+def install_safe_url_loading() -> None:
+    """Route mmengine's URL checkpoint loading through :func:`safe_load_url` (idempotent).
+
+    mmengine's ``load_from_http`` (and the ``torchvision://``, ``open-mmlab://`` and ``mmcls://``
+    schemes that call it) look up ``mmengine.runner.checkpoint.load_url`` at call time.
+    """
+    import mmengine.runner.checkpoint as mm_checkpoint
+    mm_checkpoint.load_url = safe_load_url

@@ -68,3 +68,46 @@ def export_checkpoint(ckpt: dict, source: str = 'student') -> dict:
             epoch=int(meta.get('epoch', -1)),
             iter=int(meta.get('iter', -1)),
             num_keys=len(backbone)))
+
+
+def describe_backbone_config(config_text: str) -> str:
+    """``"<type> {depth/arch/patch_size}"`` of ``model.backbone`` in the config text mmengine
+    stores in checkpoint meta (``meta['cfg']``), read WITHOUT running it.
+
+    The text is Python; evaluating it (``Config.fromstring``) would run whatever a crafted
+    checkpoint put there. It is only parsed (:mod:`ast`) and the few fields are read with
+    :func:`ast.literal_eval`, which accepts literals only.
+    """
+    import ast
+    try:
+        tree = ast.parse(config_text)
+    except (SyntaxError, ValueError, TypeError):
+        return 'unknown (the config text in the checkpoint does not parse)'
+
+    def dict_call(node):
+        """keyword -> value node of a ``dict(...)`` call or ``{...}`` literal."""
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == 'dict':
+            return {k.arg: k.value for k in node.keywords if k.arg}
+        if isinstance(node, ast.Dict):
+            return {k.value: v for k, v in zip(node.keys, node.values)
+                    if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+        return None
+
+    model = None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == 'model' for t in stmt.targets):
+            model = dict_call(stmt.value)
+    backbone = dict_call(model['backbone']) if model and 'backbone' in model else None
+    if not backbone or 'type' not in backbone:
+        return 'unknown (no model.backbone in the config text of the checkpoint)'
+    fields = {}
+    for key in ('type', 'depth', 'arch', 'patch_size'):
+        if key in backbone:
+            try:
+                fields[key] = ast.literal_eval(backbone[key])
+            except (ValueError, TypeError, SyntaxError):
+                fields[key] = '<not a literal>'
+    kind = fields.pop('type')
+    return f'{kind} {fields}'

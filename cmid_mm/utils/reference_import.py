@@ -49,7 +49,13 @@ def _stub_getattr(obj, name: str):
 
 
 def load_reference_file(path: str) -> dict:
-    """Load a reference ``.pth`` safely; unknown classes/functions become :class:`ReferenceStub`s."""
+    """Load a reference ``.pth`` safely; unknown classes/functions become :class:`ReferenceStub`s.
+
+    The process-wide allow-list is replaced while the file is read (so that only the stubs and
+    cmid_mm's own entries apply) and restored exactly afterwards, entries added by the user or
+    other libraries included.
+    """
+    before = list(torch.serialization.get_safe_globals())
     torch.serialization.clear_safe_globals()
     try:
         unknown = torch.serialization.get_unsafe_globals_in_checkpoint(path)
@@ -60,6 +66,7 @@ def load_reference_file(path: str) -> dict:
             return torch.load(path, map_location='cpu', weights_only=True)
     finally:
         torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
         register_safe_globals()
 
 

@@ -16,19 +16,17 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import torch  # noqa: E402
-from mmengine.config import Config  # noqa: E402
-
-from cmid_mm.utils.export import export_checkpoint, to_mmseg_vit  # noqa: E402
+from cmid_mm.utils.export import (describe_backbone_config, export_checkpoint,  # noqa: E402
+                                  to_mmseg_vit)
 
 
 def describe_arch(meta: dict) -> str:
-    """Backbone type/arch from the config text mmengine stores in checkpoint meta."""
-    try:
-        backbone = Config.fromstring(meta['cfg'], '.py').model.backbone
-    except Exception:  # no or unparsable config in the checkpoint: not fatal for an export
+    """Backbone type/arch from the config text mmengine stores in checkpoint meta (parsed, never
+    executed: see :func:`cmid_mm.utils.export.describe_backbone_config`)."""
+    text = meta.get('cfg')
+    if not isinstance(text, str):
         return 'unknown (no config in checkpoint meta)'
-    extra = {k: backbone[k] for k in ('depth', 'arch', 'patch_size') if k in backbone}
-    return f"{backbone['type']} {extra}"
+    return describe_backbone_config(text)
 
 
 def main(argv=None):
@@ -43,7 +41,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    import cmid_mm  # noqa: F401  (allow-lists Runner checkpoint globals for safe loading)
+    from cmid_mm.engine.checkpoint_guard import checkpoint_problem
+    problem = checkpoint_problem(args.checkpoint)
+    if problem is not None and problem.startswith('is not a torch zip'):
+        print(f'note: {args.checkpoint} {problem}; exporting it unchecked')
+    elif problem is not None:  # a damaged file would export damaged weights without a word
+        raise ValueError(f'checkpoint {args.checkpoint} {problem}. Nothing was written; export '
+                         'an intact checkpoint of the same run instead.')
     ckpt = torch.load(args.checkpoint, map_location='cpu', weights_only=True)
     exported = export_checkpoint(ckpt, args.source)
     exported['meta']['arch'] = describe_arch(ckpt.get('meta', {}) or {})

@@ -56,6 +56,13 @@ class BlockMaskGenerator(BaseTransform):
         n_blocks = self.grid[0] * self.grid[1]
         # round first so that e.g. 100 * 0.07 = 7.000000000000001 masks 7 blocks, not 8
         self.num_masked = math.ceil(round(n_blocks * mask_ratio, 6))
+        if self.num_masked >= n_blocks:
+            raise ValueError(
+                f'mask_ratio={mask_ratio} of a {self.grid[0]}x{self.grid[1]} block grid '
+                f'({size[0]}x{size[1]} px view, block_size={block_size}) masks '
+                f'ceil({n_blocks} * {mask_ratio}) = {self.num_masked} of {n_blocks} blocks: '
+                'the whole view, leaving nothing visible to reconstruct from. Lower mask_ratio '
+                f'below {(n_blocks - 1) / n_blocks:.4f} or use a smaller block_size.')
 
     def transform(self, results: dict) -> dict:
         """Add ``results['mask']``; see the class docstring."""

@@ -74,6 +74,15 @@ class CMIDMIMHead(BaseModule):
         Returns:
             ``loss_spatial`` and ``loss_freq`` (scalars).
         """
+        height, width = target.shape[-2:]
+        if height % self.encoder_stride or width % self.encoder_stride:
+            raise ValueError(
+                f'the views are {height}x{width} px, not a multiple of the backbone stride '
+                f'encoder_stride={self.encoder_stride}: the feature map cannot cover the view '
+                'exactly, so the reconstruction cannot match it. Set the crop size (`scale` of '
+                'RandomResizedCropWithBox and input_size of BlockMaskGenerator) to a multiple '
+                f'of {self.encoder_stride}, e.g. {height // self.encoder_stride * self.encoder_stride} '
+                f'or {(height // self.encoder_stride + 1) * self.encoder_stride}.')
         pred = self(feat)
         if pred.shape != target.shape:
             raise ValueError(f'reconstruction {tuple(pred.shape)} does not match the target '

@@ -208,13 +208,14 @@ class CMID(BaseSelfSupervisor):
         """Stop on a non-finite loss term, naming it and the iteration.
 
         Raising here (before the backward pass and before any checkpoint of this iteration is
-        written) leaves the weights and the last good checkpoint untouched.
+        written) leaves the weights untouched; ``SafeRunner`` adds which checkpoint holds the
+        weights that gave this loss and which one was written before them.
         """
         bad = {k: v.item() for k, v in losses.items() if not torch.isfinite(v).all()}
         if bad:
             it = MessageHub.get_current_instance().get_info('iter')
             raise FloatingPointError(
                 f'non-finite CMID loss at iteration {it}: {bad}. The student weights, the '
-                'queue and the centre were not updated by this iteration, and the last '
-                'checkpoint in the work dir is intact; resume from it with a lower lr, or '
-                'check the input images of this batch.')
+                'queue and the centre were not updated by this iteration. Either the weights '
+                'have diverged (resume from a checkpoint written before they did, with a lower '
+                'lr) or the input images of this batch are to blame.')
