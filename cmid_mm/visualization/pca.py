@@ -1,4 +1,12 @@
-"""Dense features as colours: PCA of a feature map's pixels to RGB."""
+"""Dense features as colours: PCA of a feature map's pixels to RGB.
+
+:func:`pca_rgb` of one ``(C, h, w)`` map is a function of that map alone. Given a batch
+``(B, C, h, w)`` it fits one PCA on the pixels of all B maps (the point: one colour means one
+kind of feature in every image), so each image's colours then depend on the other maps of the
+batch and, by rounding, on their order (the pooled sums run in that order). Call it once per
+map for colours that depend on the map alone. Given the fit, each map is projected and resized
+on its own, so two equal maps in one batch get equal colours bit for bit.
+"""
 from typing import Optional, Tuple
 
 import numpy as np
@@ -49,7 +57,10 @@ def pca_rgb(feat: ArrayLike,
     comps = np.zeros((3, c))
     k = min(3, vt.shape[0])
     comps[:k] = vt[:k]
-    proj = pixels @ comps.T  # (P, 3)
+    # Projected and resized one image at a time: given the fit, an image's colours are then
+    # computed identically wherever it sits in the batch (one product over the whole batch
+    # could round differently by row position).
+    proj = np.concatenate([p @ comps.T for p in pixels.reshape(b, h * w, c)])  # (P, 3)
     for j in range(3):
         if np.abs(proj[:, j]).max() > 0 and proj[np.abs(proj[:, j]).argmax(), j] < 0:
             proj[:, j] *= -1
@@ -60,7 +71,8 @@ def pca_rgb(feat: ArrayLike,
     rgb = torch.from_numpy(rgb.reshape(b, h, w, 3)).permute(0, 3, 1, 2).float()
     if out_size is not None and tuple(out_size) != (h, w):
         kwargs = dict(align_corners=False) if mode == 'bilinear' else {}
-        rgb = F.interpolate(rgb, size=tuple(out_size), mode=mode, **kwargs)
+        rgb = torch.cat([F.interpolate(r[None], size=tuple(out_size), mode=mode, **kwargs)
+                         for r in rgb])
     out = rgb.permute(0, 2, 3, 1).clamp_(0, 1).numpy()
     out = out if batched else out[0]
     if return_variance:

@@ -1,6 +1,23 @@
 """Shared plumbing of the visualisation tools and hook: build the model, run the config's
-real train pipeline on image files, and turn a batch into the pictures."""
+real train pipeline on image files, and turn a batch into the pictures.
+
+Every picture of an image is a function of that image alone (and of the seed, the model and
+the options), never of the other images of the call or of their order:
+
+- :func:`pipeline_batch` reseeds the RNGs before each image from ``(seed, file name)``, so an
+  image's crops, flips, colour augmentation and masks do not depend on what was drawn for the
+  images before it;
+- :func:`batch_pictures` normalises and runs the model on one sample at a time (a batch of 1):
+  the kernels and reduction orders a library picks may depend on the batch size, so the only
+  way to make a sample's numbers independent of the rest of the batch is to compute them
+  without the rest of the batch.
+
+Hence, on one machine with one thread count, rendering image A alone and rendering A among
+other images (before or after them) give the same pixels, bit for bit. Across machines the
+pixels may still differ by rounding (CPUs differ in their kernels).
+"""
 import os.path as osp
+import zlib
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -9,6 +26,8 @@ import torch
 from .image import channel_stats, denormalize, titled_grid, to_numpy
 from .matching import matched_pairs, match_rows
 from .mim import eval_mode, mim_grid, mim_reconstruct
+
+VIS_STREAM = 0x5EED_0715  # separates the tools' image seeds from the training streams
 
 
 def unwrap(model):
@@ -63,32 +82,56 @@ def train_pipeline(cfg) -> list:
                        'pretraining config') from e
 
 
+def image_seed(seed: int, image_path: str) -> np.ndarray:
+    """The 128-bit RNG seed of one image in the visualisation tools: a hash of ``seed`` and the
+    CRC-32 of the file's basename (not of its position among the images, nor of the folder,
+    so the same file drawn alone or with others, from any working directory, gets the same
+    draws)."""
+    from cmid_mm.datasets.transforms.sample_seed import derive_seed
+    return derive_seed(VIS_STREAM, int(seed), zlib.crc32(osp.basename(str(image_path)).encode()))
+
+
 def pipeline_batch(cfg, image_paths: Sequence[str], seed: int = 0) -> dict:
     """Run the config's real train pipeline on image files and collate like the dataloader.
 
-    The global RNGs (python, numpy, torch) are seeded with ``seed`` first, so the crops,
-    flips, colour augmentation and masks are the same on every call.
+    Before each image the global RNGs (python, numpy, torch) are seeded with
+    :func:`image_seed` ``(seed, path)``, so an image's crops, flips, colour augmentation and
+    masks are a function of the seed and that image's file name only: the same on every call,
+    whatever other images are passed and in which order. (Two files with the same basename get
+    the same draws.) The global RNGs are left in the state of the last image.
 
     Returns:
         ``{'inputs': [view A (B, N, H, W) uint8, view B ...], 'data_samples': [...]}``.
     """
     from mmengine.dataset import Compose, default_collate
     from mmengine.registry import init_default_scope
-    from mmengine.runner import set_random_seed
 
+    from cmid_mm.datasets.transforms.sample_seed import seed_global_rngs
+
+    if not image_paths:
+        raise ValueError('pipeline_batch needs at least one image file')
     for p in image_paths:
         if not osp.isfile(p):
             raise FileNotFoundError(f'image {p!r} does not exist')
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     pipeline = Compose(train_pipeline(cfg))
-    set_random_seed(seed)
-    samples = [pipeline(dict(img_path=p, sample_idx=i)) for i, p in enumerate(image_paths)]
+    samples = []
+    for p in image_paths:
+        seed_global_rngs(image_seed(seed, p), seed_torch=True)
+        # sample_idx 0 for every image: nothing may depend on the image's position
+        samples.append(pipeline(dict(img_path=p, sample_idx=0)))
     return default_collate(samples)
 
 
 def slice_batch(data: dict, n: int) -> dict:
     """The first ``n`` samples of a collated CMID batch."""
     return dict(inputs=[v[:n] for v in data['inputs']], data_samples=data['data_samples'][:n])
+
+
+def sample_batch(data: dict, i: int) -> dict:
+    """Sample ``i`` of a collated CMID batch as a batch of 1."""
+    return dict(inputs=[v[i:i + 1] for v in data['inputs']],
+                data_samples=data['data_samples'][i:i + 1])
 
 
 def stack_field(data_samples, key: str) -> np.ndarray:
@@ -111,8 +154,11 @@ def batch_pictures(model, data: dict, num_samples: int = 1, scale: int = 1,
                    ) -> Dict[str, List[np.ndarray]]:
     """MIM grids and match pictures of the first samples of a raw (collated) CMID batch.
 
-    The model's own data preprocessor normalises the views; the student reconstructs them in
-    eval mode (BN running statistics, nothing updated; every module's mode is restored).
+    Each sample is handled on its own, as a batch of 1: the model's data preprocessor
+    normalises its views and the student reconstructs them in eval mode (BN running
+    statistics, nothing updated; every module's mode is restored). A sample's pictures are
+    therefore a function of that sample alone, bit for bit the same whatever else is in the
+    batch (see the module docstring).
 
     Args:
         model: a CMID model (wrappers are unwrapped).
@@ -129,28 +175,28 @@ def batch_pictures(model, data: dict, num_samples: int = 1, scale: int = 1,
         ``{'mim': [grid per sample], 'matching': [picture per sample]}`` (uint8 RGB).
     """
     model = unwrap(model)
-    data = slice_batch(data, num_samples)
-    with eval_mode(model):
-        out = model.data_preprocessor(data, False)
-        views, samples = out['inputs'], out['data_samples']
-        masks = torch.as_tensor(stack_field(samples, 'mask'))
-        recons, feats = mim_reconstruct(model, views, masks, return_feats=True)
-    grid_hw = tuple(feats[0].shape[-2:])
+    n = min(int(num_samples), len(data['data_samples']))
     mean, std = channel_stats(model.data_preprocessor)
-    flips = stack_field(samples, 'flip').astype(bool)
+    reference_offsets = getattr(model, 'reference_offsets', False)
     pictures = dict(mim=[], matching=[])
-    for i in range(len(samples)):
-        pictures['mim'].append(mim_grid([v[i] for v in views], masks[i], [r[i] for r in recons],
-                                        mean, std, bands, flips[i], scale))
+    for i in range(n):
+        with eval_mode(model):
+            out = model.data_preprocessor(sample_batch(data, i), False)
+            views, samples = out['inputs'], out['data_samples']
+            masks = torch.as_tensor(stack_field(samples, 'mask'))
+            recons, feats = mim_reconstruct(model, views, masks, return_feats=True)
+        grid_hw = tuple(feats[0].shape[-2:])
+        flips = stack_field(samples, 'flip')[0].astype(bool)
+        pictures['mim'].append(mim_grid([v[0] for v in views], masks[0], [r[0] for r in recons],
+                                        mean, std, bands, flips, scale))
         if not matches:
             continue
-        boxes = stack_field(samples, 'crop_bbox')[i]
-        src_shape = stack_field(samples, 'crop_src_shape')[i] \
-            if getattr(model, 'reference_offsets', False) else None
-        match = matched_pairs(boxes, flips[i], grid_hw, model.num_matches, src_shape,
-                              getattr(model, 'reference_offsets', False))
-        view_a, view_b = (denormalize(v[i], mean, std, bands) for v in views)
-        rows = match_rows(view_a, view_b, match, grid_hw, scale, flips[i],
+        boxes = stack_field(samples, 'crop_bbox')[0]
+        src_shape = stack_field(samples, 'crop_src_shape')[0] if reference_offsets else None
+        match = matched_pairs(boxes, flips, grid_hw, model.num_matches, src_shape,
+                              reference_offsets)
+        view_a, view_b = (denormalize(v[0], mean, std, bands) for v in views)
+        rows = match_rows(view_a, view_b, match, grid_hw, scale, flips,
                           None if sources is None else sources[i], boxes, directions)
         pictures['matching'].append(titled_grid(rows))
     return pictures

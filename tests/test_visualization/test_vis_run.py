@@ -21,6 +21,7 @@ REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DEMO = osp.join(REPO, 'configs', 'cmid_demo_resnet18_rs-sample.py')
 IMAGES = [osp.join(REPO, 'data', 'rs_sample', 'images', name)
           for name in ('neon528_y0000_x0000.png', 's2_y0364_x0722.png')]
+A, B = (osp.splitext(osp.basename(p))[0] for p in IMAGES)  # their names
 VIEW = 128  # crop size of the demo config
 MIM_HW = (PAD + 2 * (VIEW + TITLE_HEIGHT + PAD), PAD + 4 * (VIEW + PAD))  # 2 views x 4 panels
 
@@ -100,33 +101,99 @@ def test_plot_loss_curves_tool_on_the_run_log(run, tmp_path, capsys):
     assert _png(default).shape == (480, 960, 3)
 
 
-def test_vis_mim_matching_pca_tools_on_real_images(run, tmp_path, capsys):
-    _tool('vis_mim').main([run.cfg, run.ckpt, *IMAGES, '--out-dir', str(tmp_path),
-                           '--scale', '1', '--seed', '3'])
-    first = _png(tmp_path / 'mim_neon528_y0000_x0000.png')
-    assert first.shape == MIM_HW + (3, )
-    assert _png(tmp_path / 'mim_s2_y0364_x0722.png').shape == MIM_HW + (3, )
-    _tool('vis_mim').main([run.cfg, run.ckpt, *IMAGES[:1], '--out-dir', str(tmp_path / 'again'),
-                           '--scale', '1', '--seed', '3'])  # --seed makes it repeatable
-    np.testing.assert_array_equal(_png(tmp_path / 'again' / 'mim_neon528_y0000_x0000.png'),
-                                  first)
+def _pngs(tool, positional, images, options, out_dir, prefix):
+    """Run a per-image tool on ``images`` into ``out_dir``; {image name: PNG}."""
+    _tool(tool).main([*positional, *images, *options, '--out-dir', str(out_dir)])
+    names = [osp.splitext(osp.basename(p))[0] for p in images]
+    return {n: _png(out_dir / f'{prefix}_{n}.png') for n in names}
 
-    _tool('vis_matching').main([run.cfg, *IMAGES[:1], '--out-dir', str(tmp_path), '--scale',
-                                '2'])
-    match = _png(tmp_path / 'matching_neon528_y0000_x0000.png')
-    # 2 rows (directions) x [source 256 x 256 | A | B at 256 px]
-    assert match.shape == (PAD + 2 * (256 + TITLE_HEIGHT + PAD),
-                           PAD + 256 + PAD + 2 * 256 + GAP + PAD, 3)
 
-    out = tmp_path / 'pca.png'
-    _tool('vis_pca').main([run.cfg, run.ckpt, *IMAGES, '--size', '256', '--out', str(out),
-                           '--source', 'teacher'])
-    assert _png(out).shape == (PAD + 256 + TITLE_HEIGHT + PAD, PAD + 4 * (256 + PAD), 3)
-    assert 'feature map 8x8' in capsys.readouterr().out
+def test_vis_mim_renders_each_image_independently_of_the_others(run, tmp_path):
+    """An image's MIM picture is a function of the image (and seed, checkpoint): drawn alone,
+    first or last among other images, the same PNG bit for bit. By construction: its views are
+    drawn from its own seed and the model runs on it alone (batch of 1), so the computation is
+    the same in the three calls, not merely close."""
+    pos, opts = [run.cfg, run.ckpt], ['--scale', '1', '--seed', '3']
+    ab = _pngs('vis_mim', pos, IMAGES, opts, tmp_path / 'ab', 'mim')
+    alone = _pngs('vis_mim', pos, IMAGES[:1], opts, tmp_path / 'a', 'mim')
+    ba = _pngs('vis_mim', pos, IMAGES[::-1], opts, tmp_path / 'ba', 'mim')
+    assert ab[A].shape == ab[B].shape == MIM_HW + (3, )
+    np.testing.assert_array_equal(alone[A], ab[A])
+    np.testing.assert_array_equal(ba[A], ab[A])
+    np.testing.assert_array_equal(ba[B], ab[B])
+    # the two images (and their draws) differ, so the equalities above are not vacuous
+    assert np.abs(ab[A].astype(int) - ab[B].astype(int)).mean() > 10
+    other_seed = _pngs('vis_mim', pos, IMAGES[:1], ['--scale', '1', '--seed', '4'],
+                       tmp_path / 'seed4', 'mim')
+    assert not np.array_equal(other_seed[A], alone[A])  # --seed does change the draws
     with pytest.raises(KeyError, match='not a full CMID training checkpoint'):
         torch.save({'state_dict': {'backbone.conv1.weight': torch.zeros(1)}},
                    tmp_path / 'b.pth')
         _tool('vis_mim').main([run.cfg, str(tmp_path / 'b.pth'), *IMAGES[:1]])
+
+
+def test_vis_matching_renders_each_image_independently_of_the_others(run, tmp_path):
+    pos, opts = [run.cfg], ['--checkpoint', run.ckpt, '--scale', '2']
+    alone = _pngs('vis_matching', pos, IMAGES[:1], opts, tmp_path / 'a', 'matching')
+    ba = _pngs('vis_matching', pos, IMAGES[::-1], opts, tmp_path / 'ba', 'matching')
+    # 2 rows (directions) x [source 256 x 256 | A | B at 256 px]
+    assert alone[A].shape == (PAD + 2 * (256 + TITLE_HEIGHT + PAD),
+                              PAD + 256 + PAD + 2 * 256 + GAP + PAD, 3)
+    np.testing.assert_array_equal(ba[A], alone[A])
+
+
+def _pca_rows(run, images, out, *options):
+    """vis_pca with one image | PCA pair per row; the rows, each cut with its padding."""
+    _tool('vis_pca').main([run.cfg, run.ckpt, *images, '--size', '256', '--out', str(out),
+                           '--source', 'teacher', '--per-row', '1', *options])
+    grid = _png(out)
+    row = 256 + TITLE_HEIGHT + PAD
+    assert grid.shape == (PAD + len(images) * row, PAD + 2 * (256 + PAD), 3)
+    return [grid[k * row:k * row + PAD + row] for k in range(len(images))]
+
+
+def test_vis_pca_per_image_is_independent_of_the_others_and_joint_fit_is_documented(
+        run, tmp_path, capsys):
+    """--per-image: an image's pair of panels is a function of the image alone (features from a
+    batch of 1, its own PCA), bit for bit. The joint PCA (default) depends on all images by
+    design; what it promises is the same picture for the same command."""
+    alone, = _pca_rows(run, IMAGES[:1], tmp_path / 'a.png', '--per-image')
+    ab = _pca_rows(run, IMAGES, tmp_path / 'ab.png', '--per-image')
+    ba = _pca_rows(run, IMAGES[::-1], tmp_path / 'ba.png', '--per-image')
+    np.testing.assert_array_equal(ab[0], alone)
+    np.testing.assert_array_equal(ba[1], alone)
+    np.testing.assert_array_equal(ba[0], ab[1])
+    assert not np.array_equal(ab[0], ab[1])
+    assert 'one PCA per image' in capsys.readouterr().out
+
+    joint = _pca_rows(run, IMAGES, tmp_path / 'joint.png')
+    assert 'feature map 8x8' in capsys.readouterr().out
+    np.testing.assert_array_equal(_pca_rows(run, IMAGES, tmp_path / 'joint2.png'), joint)
+    # the image panels are the same in both modes; the joint colours are another fit
+    x0 = PAD + 256 + PAD
+    np.testing.assert_array_equal(joint[0][:, :x0], alone[:, :x0])
+    assert not np.array_equal(joint[0][:, x0:], alone[:, x0:])
+
+
+def test_vis_pca_features_come_from_one_image_at_a_time():
+    from cmid_mm.utils import load_config
+    from cmid_mm.visualization import build_cmid
+
+    tool = _tool('vis_pca')
+    cfg = load_config(DEMO)
+    model = build_cmid(cfg)
+    images = tool.load_images(IMAGES, tool.loader(cfg), 128)
+    seen = []
+    hook = model.teacher.module.backbone.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0].shape[0]))
+    try:
+        inputs, feat = tool.features(model, images, 'teacher')
+        _, alone = tool.features(model, images[1:], 'teacher')
+    finally:
+        hook.remove()
+    assert seen == [1, 1, 1]
+    assert inputs.shape == (2, 3, 128, 128) and feat.shape == (2, 512, 4, 4)
+    assert torch.equal(feat[1:], alone)
 
 
 def test_batch_pictures_on_the_real_pipeline_leave_model_and_rng_untouched():
@@ -161,6 +228,73 @@ def test_batch_pictures_on_the_real_pipeline_leave_model_and_rng_untouched():
     raw_mean = raw_b.reshape(-1, 3).mean(0)
     assert np.abs(masked[pm] - raw_mean).max() <= 1
     np.testing.assert_array_equal(masked[~pm], target[~pm])
+
+
+def test_pipeline_batch_draws_each_image_from_the_seed_and_its_name():
+    """An image's views, masks, boxes and flips depend on the seed and its file name, not on
+    the other images or its position (the RNGs are reseeded per image)."""
+    from cmid_mm.utils import load_config
+    from cmid_mm.visualization import pipeline_batch, stack_field
+
+    cfg = load_config(DEMO)
+    ab = pipeline_batch(cfg, IMAGES, seed=1)
+    ba = pipeline_batch(cfg, IMAGES[::-1], seed=1)
+    alone = pipeline_batch(cfg, IMAGES[:1], seed=1)
+    fields = ('mask', 'crop_bbox', 'flip')
+
+    def sample(data, i):
+        return ([v[i] for v in data['inputs']],
+                [stack_field(data['data_samples'], k)[i] for k in fields])
+
+    for (views, info), (ref_views, ref_info) in (
+            (sample(ba, 1), sample(ab, 0)), (sample(alone, 0), sample(ab, 0)),
+            (sample(ba, 0), sample(ab, 1))):
+        assert all(torch.equal(v, r) for v, r in zip(views, ref_views))
+        assert all(np.array_equal(x, r) for x, r in zip(info, ref_info))
+    # the two images get different draws, and another seed other draws of the same image
+    a, b = sample(ab, 0)[1], sample(ab, 1)[1]
+    assert not np.array_equal(a[0], b[0]) and not np.array_equal(a[1], b[1])
+    assert not np.array_equal(sample(pipeline_batch(cfg, IMAGES[:1], seed=2), 0)[1][0], a[0])
+    with pytest.raises(FileNotFoundError, match='nope.png'):
+        pipeline_batch(cfg, ['nope.png'])
+    with pytest.raises(ValueError, match='at least one image'):
+        pipeline_batch(cfg, [])
+
+
+def test_batch_pictures_run_the_model_on_one_sample_at_a_time():
+    """Every model call of ``batch_pictures`` sees a batch of 1, so a sample's pictures are
+    computed identically whatever else is in the batch: equal bit for bit."""
+    from cmid_mm.utils import load_config
+    from cmid_mm.visualization import batch_pictures, build_cmid, pipeline_batch
+
+    cfg = load_config(DEMO)
+    model = build_cmid(cfg)
+    seen = []
+
+    def record(name):
+        def hook(module, args):
+            x = args[0]
+            seen.append((name, len(x['data_samples']) if isinstance(x, dict) else x.shape[0]))
+        return hook
+
+    hooks = [m.register_forward_pre_hook(record(n)) for n, m in (
+        ('preprocessor', model.data_preprocessor), ('backbone', model.backbone),
+        ('mim_head', model.mim_head))]
+    try:
+        ab = batch_pictures(model, pipeline_batch(cfg, IMAGES, seed=1), num_samples=2)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert sorted(set(seen)) == [('backbone', 1), ('mim_head', 1), ('preprocessor', 1)]
+    assert len(seen) == 2 * (1 + 2 + 2)  # per sample: 1 preprocessing, 2 views
+    ba = batch_pictures(model, pipeline_batch(cfg, IMAGES[::-1], seed=1), num_samples=2)
+    alone = batch_pictures(model, pipeline_batch(cfg, IMAGES[:1], seed=1), num_samples=5)
+    assert len(alone['mim']) == 1  # num_samples is capped at the batch size
+    for kind in ('mim', 'matching'):
+        np.testing.assert_array_equal(alone[kind][0], ab[kind][0])
+        np.testing.assert_array_equal(ba[kind][1], ab[kind][0])
+        np.testing.assert_array_equal(ba[kind][0], ab[kind][1])
+        assert not np.array_equal(ab[kind][0], ab[kind][1])
 
 
 def test_hook_arguments_and_model_check():

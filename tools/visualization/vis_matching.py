@@ -3,8 +3,10 @@
     python tools/visualization/vis_matching.py CONFIG IMAGE [IMAGE ...] \
         [--checkpoint CKPT] [--out-dir work_dirs/vis] [--seed 0] [--scale 2]
 
-Each IMAGE goes through the config's train pipeline (seeded with --seed) exactly as in
-training; the crop boxes and flips it records give the cell centres and the matches
+Each IMAGE goes through the config's train pipeline exactly as in training, the RNGs
+reseeded for each image from --seed and the image's file name (so an image's PNG is the same
+bit for bit whether it is drawn alone or among other images, in any order); the crop boxes
+and flips it records give the cell centres and the matches
 (``cmid_mm.models.utils.position_matching``, ``model.num_matches`` and
 ``model.reference_offsets`` of the config). One PNG per image,
 ``<out-dir>/matching_<image name>.png``, with a row per direction of the loss
@@ -34,7 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('images', nargs='+', help='image files')
     parser.add_argument('--checkpoint', help='CMID training checkpoint (optional)')
     parser.add_argument('--out-dir', default='work_dirs/vis', help='folder for the PNGs')
-    parser.add_argument('--seed', type=int, default=0, help='seed of crops, flips and masks')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="seed of crops, flips and masks (with each image's file name)")
     parser.add_argument('--scale', type=int, default=2,
                         help='integer enlargement of the views (nearest neighbour)')
     parser.add_argument('--direction', choices=['both', 'a_to_b', 'b_to_a'], default='both',

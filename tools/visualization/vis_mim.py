@@ -4,15 +4,19 @@
         [--out-dir work_dirs/vis] [--seed 0] [--scale 2] [--bands 2 1 0]
 
 Each IMAGE goes through the config's own train pipeline (two random crops A and B with their
-augmentations and block masks; the RNGs are seeded with --seed, so the same command draws the
-same views), the model's data preprocessor normalises the views, and the student of CHECKPOINT
-(a full CMID training checkpoint, eval mode) reconstructs both masked views. One PNG per
-image, ``<out-dir>/mim_<image name>.png``: a row per view with
+augmentations and block masks), the model's data preprocessor normalises the views, and the
+student of CHECKPOINT (a full CMID training checkpoint, eval mode) reconstructs both masked
+views. One PNG per image, ``<out-dir>/mim_<image name>.png``: a row per view with
 
     target | masked input (mean fill, as the student sees it) | reconstruction |
     reconstruction pasted into the masked blocks (yellow: block edges)
 
 all de-normalised with the data preprocessor's mean / std.
+
+An image's PNG depends on that image, --seed and CHECKPOINT only: the RNGs are reseeded for
+each image from --seed and the image's file name, and each image is normalised and
+reconstructed on its own (a batch of 1). Drawing it alone or among other images, in any
+order, gives the same PNG bit for bit (on one machine, with one thread count).
 """
 import argparse
 import os
@@ -31,7 +35,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='CMID training checkpoint (epoch_*.pth / iter_*.pth)')
     parser.add_argument('images', nargs='+', help='image files')
     parser.add_argument('--out-dir', default='work_dirs/vis', help='folder for the PNGs')
-    parser.add_argument('--seed', type=int, default=0, help='seed of crops, flips and masks')
+    parser.add_argument('--seed', type=int, default=0,
+                        help="seed of crops, flips and masks (with each image's file name)")
     parser.add_argument('--scale', type=int, default=2,
                         help='integer enlargement of the panels (nearest neighbour)')
     parser.add_argument('--bands', type=int, nargs=3, help='channels shown as RGB '

@@ -13,6 +13,16 @@ on its pixels -- on the pixels of all images together unless --per-image, so one
 one kind of feature in every row --, each component is min-max scaled to [0, 1] and the map is
 upsampled to the image size with --mode (bilinear by default; nearest shows the cells).
 One PNG of image | PCA -> RGB pairs, --per-row pairs per row.
+
+What depends on what (on one machine, one thread count):
+
+- each image is normalised and passed through the backbone on its own (a batch of 1), so its
+  feature map is the same bit for bit whatever other images are given;
+- with --per-image, an image's pair of panels is a function of that image alone: the same
+  pixels when it is drawn alone or among other images, in any order;
+- by default (one PCA for all images) the colours are fitted on every image of the call, so
+  they change with the set of images and, by float rounding, with their order; the same
+  command (same images, same order) gives the same picture.
 """
 import argparse
 import os
@@ -93,10 +103,17 @@ def load_images(paths, load, size=None):
 
 @torch.no_grad()
 def features(model, images, source='student'):
-    """Normalised inputs (B, N, H, W) and the last backbone map (B, C, h, w)."""
-    inputs = model.data_preprocessor(dict(inputs=images, data_samples=None), False)['inputs']
+    """Normalised inputs (B, N, H, W) and the last backbone map (B, C, h, w), each image
+    normalised and passed through the backbone on its own (a batch of 1), so an image's map
+    does not depend on the other images (kernels may depend on the batch size)."""
     backbone = model.backbone if source == 'student' else model.teacher.module.backbone
-    return inputs, backbone(inputs)[-1]
+    inputs, feats = [], []
+    for i in range(len(images)):
+        x = model.data_preprocessor(dict(inputs=images[i:i + 1], data_samples=None),
+                                    False)['inputs']
+        inputs.append(x)
+        feats.append(backbone(x)[-1])
+    return torch.cat(inputs), torch.cat(feats)
 
 
 def main(argv=None):
