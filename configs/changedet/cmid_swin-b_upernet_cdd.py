@@ -11,6 +11,9 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+# Stop before training if the backbone's Pretrained weights did not all load (compared by
+# value with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
+custom_hooks = [dict(type='PretrainedLoadCheckHook')]
 
 # CMID weights (export_cmid.py output); mmseg's Swin strips `backbone.` itself. Copied into
 # the model when the config is read: override model.backbone.init_cfg.checkpoint=PATH.

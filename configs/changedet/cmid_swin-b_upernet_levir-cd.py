@@ -12,6 +12,9 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+# Stop before training if the backbone's Pretrained weights did not all load (compared by
+# value with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
+custom_hooks = [dict(type='PretrainedLoadCheckHook')]
 
 # CMID weights (tools/model_converters/export_cmid.py output, keys `backbone.*`, without
 # relative_position_index buffers, so any window size loads). mmseg's Swin strips the

@@ -15,5 +15,7 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=True)
-# Stop with the file name if a label value is outside the decode head's classes.
-custom_hooks = [dict(type='SegLabelCheckHook')]
+# Stop with the file name if a label value is outside the decode head's classes, and
+# before training if the backbone's Pretrained weights did not all load (compared by value
+# with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
+custom_hooks = [dict(type='SegLabelCheckHook'), dict(type='PretrainedLoadCheckHook')]
