@@ -17,6 +17,8 @@
    naming the tensor and the newest checkpoint to resume from. When training stops on a
    non-finite loss, the error says which checkpoint holds the very weights that produced it
    and which one is the newest written before them.
+4. **An epoch the model cannot take stops before the first iteration**: an epoch with no batch,
+   or a short last batch the CMID queue cannot take (:func:`check_train_batches`).
 
 ``tools/train.py`` and ``tools/test.py`` use it for every config; another toolbox's
 ``train.py`` uses it when the config sets ``runner_type = 'SafeRunner'`` (and imports
@@ -25,6 +27,7 @@
 import logging
 import os.path as osp
 import re
+import warnings
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
@@ -161,6 +164,11 @@ class SafeRunner(Runner):
         return at_or_after, before
 
     def train(self):
+        if self._train_loop is not None:
+            # Before mmengine builds the LR schedulers, which already fail on an empty epoch
+            # (see TrainBatchCheckHook); builds the train loop that super().train() reuses.
+            from .hooks.train_batch_check_hook import check_train_batches
+            check_train_batches(self.train_dataloader, self.model)
         try:
             return super().train()
         except FloatingPointError as e:
@@ -192,7 +200,7 @@ def build_runner(cfg) -> Runner:
         return SafeRunner.from_cfg(cfg)
     runner = RUNNERS.build(cfg)
     if not isinstance(runner, SafeRunner):
-        print_log(f"runner_type={cfg.runner_type!r} is not a SafeRunner subclass: checkpoint "
-                  'config text, CRC checks and the non-finite save check of SafeRunner do not '
-                  'apply (see SECURITY.md)', logger='current', level=logging.WARNING)
+        warnings.warn(f'runner_type={cfg.runner_type!r} is not a SafeRunner subclass: the '
+                      'checkpoint config-text, CRC and non-finite checks of SafeRunner do not '
+                      'apply (see SECURITY.md)')
     return runner

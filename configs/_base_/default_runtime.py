@@ -1,5 +1,8 @@
 default_scope = 'mmpretrain'
 custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+# mmengine's Runner plus cmid_mm's checkpoint guarantees (no code from checkpoints, CRC-checked
+# loads, no non-finite saves; SECURITY.md), also under another toolbox's tools/train.py.
+runner_type = 'SafeRunner'
 
 default_hooks = dict(
     runtimeinfo=dict(type='RuntimeInfoHook'),
@@ -17,6 +20,8 @@ custom_hooks = [
     dict(type='TeacherTempWarmupHook', by_epoch=True),
     dict(type='ExactResumeHook'),
     dict(type='SkippedImagesHook'),  # per-epoch count of files skipped by the loader
+    # before the first iteration: an epoch with no batch, or a last batch the queue cannot take
+    dict(type='TrainBatchCheckHook'),
 ]
 
 env_cfg = dict(

@@ -53,14 +53,15 @@ def test_each_view_is_its_own_crop():
 
 
 def test_missing_flip_is_false_and_missing_key_errors():
+    # 64 px: a 2x2 block grid (a 1x1 grid would be masked whole, which is refused)
     multi_view = build(dict(type='CMIDMultiView', num_views=1, collect_keys=('flip', ),
-                            transforms=[[dict(type='BlockMaskGenerator', input_size=32)]]))
-    out = multi_view(dict(img=np.zeros((32, 32, 3), np.uint8)))
+                            transforms=[[dict(type='BlockMaskGenerator', input_size=64)]]))
+    out = multi_view(dict(img=np.zeros((64, 64, 3), np.uint8)))
     assert out['flip'].tolist() == [False]
     multi_view = build(dict(type='CMIDMultiView', num_views=1,
-                            transforms=[[dict(type='BlockMaskGenerator', input_size=32)]]))
+                            transforms=[[dict(type='BlockMaskGenerator', input_size=64)]]))
     with pytest.raises(KeyError, match='crop_bbox'):
-        multi_view(dict(img=np.zeros((32, 32, 3), np.uint8)))
+        multi_view(dict(img=np.zeros((64, 64, 3), np.uint8)))
 
 
 def test_vertical_flip_rejected():

@@ -222,7 +222,8 @@ def test_skip_mode_returns_none_counts_and_logs_the_file(files, tmp_path):
     for kind in ('truncated_png', 'grey', 'png16', 'truncated_jpg'):
         assert loader(dict(img_path=files[kind])) is None
     assert loader(dict(img_path=files['good']))['img'].shape == (128, 128, 3)
-    assert loader.skip_counts() == dict(unreadable=2, bands=1, dtype=1, too_small=0)
+    assert loader.skip_counts() == dict(unreadable=2, bands=1, dtype=1, too_small=0,
+                                        too_large=0)
     text = log.read_text()
     assert f"skipped image (unreadable): {files['truncated_png']}" in text
     assert f"skipped image (bands): {files['grey']}" in text

@@ -5,7 +5,11 @@ every file into 8-bit, 3-channel BGR: a grey image is replicated, the alpha band
 image and the 4th band of an RGB+NIR TIFF are dropped, and 16-bit data are divided by 256.
 A truncated PNG or JPEG makes OpenCV 4.11 return ``None`` (measured on this stack), which mmcv
 turns into ``AssertionError: failed to load image`` (gone under ``python -O``), and a TIFF with
-more than 4 bands in one page cannot be decoded by OpenCV at all.
+more than 4 bands in one page cannot be decoded by OpenCV at all. A file whose header declares
+more than 2^30 pixels makes OpenCV raise a ``cv2.error`` that does not name the file, and one
+that declares fewer is decoded whatever its size: a 1.2 MB PNG of zeros declaring 20000 x 20000
+RGB pixels decodes to 1.2 GB. ``max_pixels`` refuses such files from their header, before
+decoding (:mod:`.image_header`).
 
 :class:`LoadRSImageFromFile` decodes the file as stored (``IMREAD_UNCHANGED``), then checks it
 against what the config expects (number of bands, pixel type, minimum size) and either stops
@@ -27,13 +31,19 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine.logging import print_log
 from mmpretrain.registry import TRANSFORMS
 
+from .image_header import declared_sizes
+
 # Why a sample was skipped; the columns of the skip counters.
-SKIP_REASONS = ('unreadable', 'bands', 'dtype', 'too_small')
+SKIP_REASONS = ('unreadable', 'bands', 'dtype', 'too_small', 'too_large')
 # Rows of the skip counters: 0 = the main process, 1.. = data-loader worker id + 1. Each
 # process writes only its own row, so concurrent workers never lose an increment (more than
 # MAX_WORKER_ROWS - 1 workers share rows modulo that number).
 MAX_WORKER_ROWS = 65
 TIFF_EXTENSIONS = ('.tif', '.tiff')
+# Default largest height x width: 16384^2. A Sentinel-2 tile (10980^2 px) fits; OpenCV's own
+# limit is 2^30 (environment variable OPENCV_IO_MAX_IMAGE_PIXELS, read when cv2 is loaded).
+DEFAULT_MAX_PIXELS = 2**28
+OPENCV_MAX_PIXELS = 2**30
 
 
 class BadImageError(ValueError):
@@ -151,7 +161,13 @@ class LoadRSImageFromFile(LoadImageFromFile):
 
     Checks, in this order, each raising :class:`BadImageError` naming the file:
 
-    * the file can be read and decoded (truncated, empty, missing, not an image);
+    * the file can be read;
+    * the image size its header declares, height x width, is at most ``max_pixels``. Read
+      from the header before decoding (PNG, JPEG, TIFF / BigTIFF: every page, BMP, PNM / PAM /
+      PFM, ``.npy``), so a small file declaring a huge image (corrupt, or a "decompression
+      bomb") is refused without allocating its pixels; other formats OpenCV reads are checked
+      after decoding;
+    * the file can be decoded (truncated, empty, not an image);
     * number of bands == ``channels`` (after the optional ``to_channels`` conversion);
     * pixel type == ``dtype`` (e.g. a 16-bit PNG when 8 bit is expected);
     * height and width >= ``min_size``.
@@ -168,6 +184,12 @@ class LoadRSImageFromFile(LoadImageFromFile):
             RGB pipeline's colour augmentations assume) or ``'uint16'``. None accepts any.
         min_size (int | tuple[int, int], optional): minimum ``(height, width)`` in pixels
             (an int: both). None (default): no check.
+        max_pixels (int, optional): largest accepted height x width, checked before decoding
+            (see above). Default ``2**28`` (16384 x 16384; a Sentinel-2 tile is 10980 x 10980).
+            Bands are not counted: a 13-band uint16 image of ``max_pixels`` pixels takes
+            ``26 * max_pixels`` bytes. Raise it for larger scenes (above ``2**30`` also set the
+            environment variable ``OPENCV_IO_MAX_IMAGE_PIXELS`` before cv2 is imported: OpenCV
+            has its own limit); None: no check of ours.
         on_error (str): ``'raise'`` (default): stop at the first bad file. ``'skip'``: return
             None (mmengine's ``BaseDataset`` then loads a random other index, up to its
             ``max_refetch`` times), log a warning with the file and the reason, and count it
@@ -190,6 +212,7 @@ class LoadRSImageFromFile(LoadImageFromFile):
                  to_channels: Optional[str] = None,
                  dtype: Optional[str] = 'uint8',
                  min_size: Optional[Union[int, Tuple[int, int]]] = None,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
                  on_error: str = 'raise',
                  to_float32: bool = False,
                  imdecode_backend: str = 'cv2',
@@ -227,6 +250,10 @@ class LoadRSImageFromFile(LoadImageFromFile):
             if len(min_size) != 2 or any(not isinstance(s, int) or s < 1 for s in min_size):
                 raise ValueError(f'LoadRSImageFromFile: min_size={min_size!r} must be a '
                                  'positive int or (height, width)')
+        if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(
+                max_pixels, (int, np.integer)) or max_pixels < 1):
+            raise ValueError(f'LoadRSImageFromFile: max_pixels={max_pixels!r} must be a '
+                             'positive int (the largest height x width, e.g. 2**28) or None')
         if tiff_reader not in ('cv2', 'tifffile'):
             raise ValueError(f"LoadRSImageFromFile: tiff_reader={tiff_reader!r}; use 'cv2' or "
                              "'tifffile' (any band count, GeoTIFF)")
@@ -255,6 +282,7 @@ class LoadRSImageFromFile(LoadImageFromFile):
         self.to_channels = to_channels
         self.dtype = dtype
         self.min_size = min_size
+        self.max_pixels = None if max_pixels is None else int(max_pixels)
         self.on_error = on_error
         # Skip counts in shared memory, so that data-loader workers (forked or spawned after
         # the dataset is built) add to the counts the main process reads.
@@ -281,10 +309,70 @@ class LoadRSImageFromFile(LoadImageFromFile):
             'skip unreadable files (they are counted, and SkippedImagesHook reports them at '
             'the end of each epoch).')
 
+    def _too_large(self, path: str, height: int, width: int, what: str,
+                   detail: str = '') -> BadImageError:
+        pixels = height * width
+        fix = ('raise max_pixels of LoadRSImageFromFile in the config (here at least '
+               f'max_pixels=2**{(pixels - 1).bit_length()}; None: no limit)')
+        if pixels > OPENCV_MAX_PIXELS:
+            fix += (' and, as OpenCV refuses more than 2**30 pixels itself, set the '
+                    f'environment variable OPENCV_IO_MAX_IMAGE_PIXELS={pixels} before starting '
+                    'Python')
+        return BadImageError(
+            path, 'too_large',
+            f'{path}: {what} {height}x{width} px (height x width) = {pixels} pixels, more '
+            f'than LoadRSImageFromFile(max_pixels={self.max_pixels}) allows{detail}. A small '
+            "file declaring a huge image is corrupt or crafted (a 'decompression bomb'): "
+            "replace or delete it, or set on_error='skip' to skip such files. If the image is "
+            f'genuine, {fix}.')
+
+    def _check_pixels(self, path: str, content: bytes) -> bool:
+        """Refuse a header declaring more than ``max_pixels``; False if no size is declared."""
+        declared = declared_sizes(content)
+        if declared is None:
+            return False
+        fmt, sizes = declared
+        height, width = max(sizes, key=lambda hw: hw[0] * hw[1])
+        if self.max_pixels is not None and height * width > self.max_pixels:
+            page = f' (the largest of its {len(sizes)} pages)' if len(sizes) > 1 else ''
+            raise self._too_large(
+                path, height, width, f'the {fmt} header declares{page}',
+                f' (not decoded: it would take {height * width / 2**30:.2f} GiB per 8-bit band; '
+                f'the file has {len(content)} bytes)')
+        return True
+
+    def _cv2_decode(self, path: str, buf: np.ndarray, multi: bool):
+        """``cv2.imdecode(multi)`` with OpenCV's exceptions turned into BadImageError."""
+        try:
+            if multi:
+                return cv2.imdecodemulti(buf, cv2.IMREAD_UNCHANGED)
+            return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        except cv2.error as e:
+            detail = str(e).strip().splitlines()[-1]
+            if 'validateInputImageSize' in str(e):
+                raise BadImageError(
+                    path, 'too_large',
+                    f'{path}: OpenCV refuses its declared size ({detail}). OpenCV accepts at '
+                    'most 2**30 pixels unless the environment variable '
+                    'OPENCV_IO_MAX_IMAGE_PIXELS is raised before starting Python (and '
+                    "max_pixels of LoadRSImageFromFile with it); or set on_error='skip' to "
+                    'skip such files.') from e
+            raise self._unreadable(path, f'OpenCV cannot decode it ({detail})') from e
+
     def _decode(self, path: str, content: bytes) -> np.ndarray:
         size = len(content)
         if size == 0:
             raise self._unreadable(path, 'the file is empty (0 bytes)')
+        # Before decoding: the decoder allocates what the header declares.
+        checked = self._check_pixels(path, content)
+        img = self._decode_checked(path, content)
+        if not checked and self.max_pixels is not None \
+                and img.shape[0] * img.shape[1] > self.max_pixels:
+            raise self._too_large(path, img.shape[0], img.shape[1], 'the decoded image is')
+        return img
+
+    def _decode_checked(self, path: str, content: bytes) -> np.ndarray:
+        size = len(content)
         ext = osp.splitext(path)[1].lower()
         if ext == '.npy':
             try:
@@ -300,7 +388,7 @@ class LoadRSImageFromFile(LoadImageFromFile):
         if ext in TIFF_EXTENSIONS and self.tiff_reader == 'tifffile':
             return self._decode_tifffile(path, content)
         if ext in TIFF_EXTENSIONS:
-            ok, pages = cv2.imdecodemulti(buf, cv2.IMREAD_UNCHANGED)
+            ok, pages = self._cv2_decode(path, buf, multi=True)
             if ok and pages:
                 # single-band pages of one size and type are bands; otherwise the first page
                 # is the image (later ones are e.g. the overviews of a GeoTIFF)
@@ -317,7 +405,7 @@ class LoadRSImageFromFile(LoadImageFromFile):
                     'tifffile), or store the bands as a multi-page TIFF (one band per page, '
                     'e.g. cv2.imwritemulti) or as a .npy array (H, W, bands), which '
                     'LoadRSImageFromFile reads')
-        img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        img = self._cv2_decode(path, buf, multi=False)
         if img is None:
             raise self._unreadable(path, f'OpenCV cannot decode its {size} bytes: the file is '
                                    'truncated, corrupt or not an image')
@@ -463,7 +551,8 @@ class LoadRSImageFromFile(LoadImageFromFile):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(channels={self.channels}, '
                 f'to_channels={self.to_channels!r}, dtype={self.dtype!r}, '
-                f'min_size={self.min_size}, on_error={self.on_error!r}, '
+                f'min_size={self.min_size}, max_pixels={self.max_pixels}, '
+                f'on_error={self.on_error!r}, '
                 f'to_float32={self.to_float32}, tiff_reader={self.tiff_reader!r}, '
                 f'bands={self.band_index}, nodata={self.nodata!r}, '
                 f'nodata_mode={self.nodata_mode!r})')

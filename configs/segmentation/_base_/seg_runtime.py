@@ -6,6 +6,9 @@
 # (and model.backbone.norm_cfg.type=BN for ResNet).
 _base_ = ['mmseg::_base_/default_runtime.py']
 custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+# mmengine's Runner plus cmid_mm's checkpoint guarantees (no code from checkpoints, CRC-checked
+# loads, no non-finite saves; SECURITY.md), also under another toolbox's tools/train.py.
+runner_type = 'SafeRunner'
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=True),
