@@ -11,10 +11,12 @@ from .utils.version_guard import check_versions
 
 check_versions()
 
-from .utils.checkpoint import install_safe_url_loading, register_safe_globals  # noqa: E402
+from .utils.checkpoint import (install_safe_url_loading, register_safe_globals,  # noqa: E402
+                               warn_if_safe_loading_is_off)
 
 register_safe_globals()
 install_safe_url_loading()
+warn_if_safe_loading_is_off()
 
 from . import cd, datasets, downstream, engine, evaluation, models  # noqa: E402,F401
 

@@ -56,6 +56,20 @@ def safe_global_names() -> set:
             for g in safe_globals()}
 
 
+def warn_if_safe_loading_is_off() -> None:
+    """Warn when ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` turns torch's safe loading off process-wide
+    (every ``torch.load`` without an explicit ``weights_only`` would then run pickled code)."""
+    import os
+    import warnings
+    value = os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '')
+    if value.strip().lower() in ('1', 'y', 'yes', 'true', 'on'):
+        warnings.warn(
+            f'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD={value} turns torch\'s safe checkpoint loading '
+            'off: mmengine would then unpickle (and run) whatever a checkpoint contains. '
+            'cmid_mm does not need it (mmengine Runner checkpoints load safely once cmid_mm is '
+            'imported); unset it. See SECURITY.md.', stacklevel=2)
+
+
 def register_safe_globals() -> None:
     """Allow-list :func:`safe_globals` for ``torch.load(weights_only=True)`` (idempotent)."""
     if hasattr(torch.serialization, 'add_safe_globals'):
