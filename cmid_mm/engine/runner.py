@@ -151,17 +151,18 @@ class SafeRunner(Runner):
         except Exception:
             return None
 
-    def checkpoints_before(self, iteration: int) -> Tuple[List[str], List[str]]:
-        """Intact Runner checkpoints of the work dir written after ``iteration`` iterations or
-        later (``at_or_after``) and before it (``before``), newest first."""
+    def checkpoints_around(self, iteration: int) -> Tuple[List[str], List[str]]:
+        """Intact Runner checkpoints of the work dir written after exactly ``iteration``
+        iterations (``at``: they hold the weights iteration ``iteration`` used) and after fewer
+        (``before``), newest first. Later ones (stale files of an earlier run) are ignored."""
         per_epoch = self._iters_per_epoch()
-        at_or_after, before = [], []
+        at, before = [], []
         for path in runner_checkpoints(self.work_dir):
             done = checkpoint_iteration(path, per_epoch)
-            if done is None or checkpoint_problem(path) is not None:
+            if done is None or done > iteration or checkpoint_problem(path) is not None:
                 continue
-            (at_or_after if done >= iteration else before).append(path)
-        return at_or_after, before
+            (at if done == iteration else before).append(path)
+        return at, before
 
     def train(self):
         if self._train_loop is not None:
@@ -177,7 +178,7 @@ class SafeRunner(Runner):
             it = MessageHub.get_current_instance().get_info('iter')
             if it is None or not osp.isdir(str(self.work_dir)):
                 raise
-            same, before = self.checkpoints_before(int(it))
+            same, before = self.checkpoints_around(int(it))
             parts = []
             if same:
                 parts.append(f'{same[0]} was written after iteration {it - 1} and holds the '

@@ -184,3 +184,26 @@ def test_diverged_run_names_the_checkpoint_to_resume_from(tmp_path):
             assert f'--resume {work / f"epoch_{it - 1}.pth"}' in tail, tail
     else:  # the weights became Inf/NaN before a loss did: refused at save time
         assert 'not saving' in tail and 'non-finite value(s)' in tail, tail
+
+
+class LossTurnsNaN(Hook):
+    """Raises what CMID raises on a non-finite loss, at one iteration."""
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter == 3:
+            raise FloatingPointError('non-finite CMID loss at iteration 3: {...}.')
+
+
+def test_non_finite_loss_names_the_checkpoints_around_it_and_ignores_stale_ones(tmp_path):
+    import shutil
+    safe_runner(tmp_path / 'earlier', max_iters=2).train()
+    # a stale, intact checkpoint of an earlier, longer run in the same work dir
+    shutil.copy(tmp_path / 'earlier' / 'iter_2.pth', tmp_path / 'iter_9.pth')
+    runner = safe_runner(tmp_path, max_iters=6, interval=1, hooks=[LossTurnsNaN()])
+    with pytest.raises(FloatingPointError) as err:
+        runner.train()
+    msg = str(err.value)
+    assert msg.startswith('non-finite CMID loss at iteration 3')
+    assert f'{tmp_path / "iter_3.pth"} was written after iteration 2 and holds the weights' in msg
+    assert f'--resume {tmp_path / "iter_2.pth"} and a lower lr' in msg
+    assert 'iter_9' not in msg
