@@ -199,6 +199,8 @@ def test_non_finite_loss_names_the_checkpoints_around_it_and_ignores_stale_ones(
     safe_runner(tmp_path / 'earlier', max_iters=2).train()
     # a stale, intact checkpoint of an earlier, longer run in the same work dir
     shutil.copy(tmp_path / 'earlier' / 'iter_2.pth', tmp_path / 'iter_9.pth')
+    later = os.path.getmtime(tmp_path / 'iter_9.pth') + 3600  # and the newest file
+    os.utime(tmp_path / 'iter_9.pth', (later, later))
     runner = safe_runner(tmp_path, max_iters=6, interval=1, hooks=[LossTurnsNaN()])
     with pytest.raises(FloatingPointError) as err:
         runner.train()
