@@ -116,7 +116,7 @@ EXECUTED = []
 
 
 def _reference_layout(model):
-    """The reference's full-file ``model`` dict, written out by hand from DOWNSTREAM.md."""
+    """The reference's full-file ``model`` dict: its key names, written out by hand."""
     sd = model.state_dict()
     ref = {}
     for k, v in sd.items():
@@ -187,13 +187,14 @@ def test_import_full_reference_file_roundtrip(tmp_path, capsys):
                                     str(exp)])
     assert EXECUTED == []  # the pickled object's code never ran
     ckpt = torch.load(out, weights_only=True)
-    assert ckpt['meta']['epoch'] == 7 and ckpt['meta']['iter'] == 35
+    # epoch 7 (0-based) finished: 8 epochs of 5 iterations done
+    assert ckpt['meta']['epoch'] == 8 and ckpt['meta']['iter'] == 40
     fresh = _tiny_cmid(seed=1)
     result = fresh.load_state_dict(ckpt['state_dict'], strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     for k, v in model.state_dict().items():
         if k == 'teacher.steps':
-            assert int(fresh.state_dict()[k]) == 35
+            assert int(fresh.state_dict()[k]) == 40
         elif k == 'teacher.module.backbone.mask_token':
             continue  # the teacher never uses its token; the import copies the student's
         else:
@@ -230,11 +231,12 @@ def test_imported_full_file_resumes_pretraining(tmp_path):
            osp.join(REPO, 'configs', 'cmid_demo_resnet18_rs-sample.py'), '--work-dir',
            str(tmp_path / 'w'), '--resume', str(out), '--cfg-options',
            'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
-           'train_dataloader.dataset.indices=8', 'train_cfg.max_epochs=8']
+           'train_dataloader.dataset.indices=8', 'train_cfg.max_epochs=9']
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, OMP_NUM_THREADS='2'))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'resumed epoch: 7, iter: 14' in proc.stdout + proc.stderr
-    final = torch.load(tmp_path / 'w' / 'epoch_8.pth', weights_only=True)['state_dict']
-    assert int(final['teacher.steps']) == 14 + 2  # imported steps + 2 new EMA updates
+    # the reference's epoch_7.pth resumes at epoch 8 (0-based) = mmengine's "8 epochs done"
+    assert 'resumed epoch: 8, iter: 16' in proc.stdout + proc.stderr
+    final = torch.load(tmp_path / 'w' / 'epoch_9.pth', weights_only=True)['state_dict']
+    assert int(final['teacher.steps']) == 16 + 2  # imported steps + 2 new EMA updates
     assert int(final['global_head.queue_ptr']) == (8 + 2 * 2 * 4) % 1024

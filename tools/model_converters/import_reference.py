@@ -2,14 +2,19 @@
 
     # "backbone only" file -> downstream weights (same format as export_cmid.py)
     python tools/model_converters/import_reference.py cmid_swin_backbone.pth out/backbone.pth
-    # full training file -> a cmid_mm checkpoint to continue pretraining from, + the export
-    python tools/model_converters/import_reference.py ref_full.pth out/cmid.pth \
-        --iters-per-epoch 3906 --export out/backbone.pth
+    # full training file (epoch_N.pth) -> a cmid_mm checkpoint to continue pretraining from,
+    # + the export
+    python tools/model_converters/import_reference.py epoch_99.pth out/cmid.pth \
+        --export out/backbone.pth
 
-The reference files are read with torch's safe unpickler; the reference trainer's pickled
-objects (``metric_storage``, ``hooks``) become inert stubs, so its code is neither needed nor
-run. A converted full file resumes with ``--resume out/cmid.pth`` (model, teacher, queue,
-centre; the optimizer state and LR schedule restart) or loads with ``load_from``.
+The reference files are read with torch's restricted unpickler; the reference trainer's
+pickled objects (``metric_storage``, ``hooks``) become inert stubs, so its code is neither
+needed nor run. The reference writes ``epoch_N.pth`` after epoch N (counted from 0) and would
+resume at epoch N + 1; the converted checkpoint says the same: ``N + 1`` epochs and
+``(N + 1) * iters_per_epoch`` iterations done, the iterations per epoch read from the file's
+metric storage (``--iters-per-epoch`` is only needed for files without it). It resumes with
+``--resume out/cmid.pth`` (model, teacher, queue, centre; the optimizer state and LR schedule
+restart) or loads with ``load_from``.
 """
 import argparse
 import os
@@ -24,7 +29,8 @@ from mmengine.logging import MessageHub  # noqa: E402
 
 from cmid_mm.utils.export import export_checkpoint  # noqa: E402
 from cmid_mm.utils.reference_import import (backbone_only, convert_full_state,  # noqa: E402
-                                            is_full_training_file, load_reference_file)
+                                            is_full_training_file, load_reference_file,
+                                            reference_progress)
 
 
 def _save(obj, path):
@@ -38,8 +44,9 @@ def main(argv=None):
     parser.add_argument('out', help='output: the export for a backbone-only file, a cmid_mm '
                         'checkpoint for a full file')
     parser.add_argument('--iters-per-epoch', type=int, default=None,
-                        help='full files store only the epoch; give the iterations per epoch '
-                        'of that run so the resumed iteration, EMA and LR schedules line up')
+                        help='(full files) iterations per epoch of the run that wrote the file; '
+                        'read from its metric storage when it has one (then this is only '
+                        'checked against it), required otherwise')
     parser.add_argument('--export', help='(full files) also write downstream weights here')
     parser.add_argument('--source', choices=['student', 'teacher'], default='student',
                         help='(full files, with --export) which backbone to export')
@@ -57,20 +64,20 @@ def main(argv=None):
               'file, student)')
         return
 
-    epoch = int(obj.get('epoch', 0))
-    it = epoch * args.iters_per_epoch if args.iters_per_epoch else 0
+    progress = reference_progress(obj, args.iters_per_epoch)
+    epoch, it = progress['epoch'], progress['iter']
     state = convert_full_state(obj['model'], steps=it)
     ckpt = dict(
         state_dict=state,
-        meta=dict(epoch=epoch if args.iters_per_epoch else 0, iter=it,
-                  source=f'reference full file {osp.basename(args.src)}, epoch {epoch}'),
+        meta=dict(epoch=epoch, iter=it,
+                  source=f'reference full file {osp.basename(args.src)} (reference epoch '
+                  f"{obj['epoch']}, {epoch} epochs done)"),
         message_hub=MessageHub('import_reference').state_dict())
     _save(ckpt, args.out)
     print(f'wrote {args.out}: {len(state)} tensors (student, teacher, heads, queue, centre) '
-          f'from reference epoch {epoch}')
-    if not args.iters_per_epoch:
-        print('  note: no --iters-per-epoch given: the file resumes at iteration 0 (use it '
-              'as load_from, or give --iters-per-epoch to continue the schedules)')
+          f"from reference epoch {obj['epoch']}: {epoch} epochs = {it} iterations done "
+          f"({progress['iters_per_epoch']} per epoch, {obj.get('num_gpus', '?')} GPUs); "
+          f'resuming continues at epoch {epoch}')
     if args.export:
         exported = export_checkpoint(ckpt, args.source)
         _save(exported, args.export)

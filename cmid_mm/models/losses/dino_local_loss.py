@@ -63,9 +63,10 @@ class DINOLocalLoss(nn.Module):
         if epoch_or_progress >= self.warmup_teacher_temp_epochs:
             self.cur_teacher_temp = self.teacher_temp
             return
-        frac = epoch_or_progress / self.warmup_teacher_temp_epochs
-        self.cur_teacher_temp = (self.warmup_teacher_temp +
-                                 frac * (self.teacher_temp - self.warmup_teacher_temp))
+        # start + progress * step, the operation order of numpy's linspace (the reference's
+        # schedule), so that equal points give equal floats
+        step = (self.teacher_temp - self.warmup_teacher_temp) / self.warmup_teacher_temp_epochs
+        self.cur_teacher_temp = self.warmup_teacher_temp + epoch_or_progress * step
 
     def _check(self, name: str, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.center.shape[1]:

@@ -1,4 +1,4 @@
-"""Focal Frequency Loss of CMID's masked image modelling (spec §5, ``L_rec`` frequency term)."""
+"""Focal Frequency Loss of CMID's masked image modelling (docs/method.md §5.1, frequency term)."""
 import torch
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -10,20 +10,22 @@ from .recon_inputs import check_recon_inputs
 class FocalFrequencyLoss(nn.Module):
     """Focal Frequency Loss (Jiang et al., ICCV 2021) on a mask-blended reconstruction.
 
-    Steps (spec §5):
+    Steps (docs/method.md §5.1):
 
     1. Blend: ``m_f = m + blend * (1 - m)``, ``x_rep = 0.5 * pred.detach() + 0.5 * target``,
        ``pred' = pred * m_f + x_rep * (1 - m_f)``: visible pixels mostly do not count.
     2. ``F = fft2(., norm='ortho')`` over H, W of ``pred'`` and ``target`` (always in at least
        float32, also under autocast), each spectrum averaged over the batch -> (1, N, H, W).
     3. ``d = real**2 + imag**2`` of ``F(pred') - F(target)``.
-    4. Focal weight ``w = log(sqrt(d) + 1) ** alpha`` divided by its maximum over all
-       frequencies and channels, NaN -> 0, clamped to [0, 1], detached.
+    4. Focal weight ``w = log(|F(pred') - F(target)| ** alpha + 1) = log(sqrt(d) ** alpha + 1)``
+       (the FFL paper's spectrum weight ``|F_r - F_f| ** alpha``, with its logarithm option
+       on, as CMID uses it), divided by its maximum over all frequencies and channels
+       (the batch is already averaged), NaN -> 0, clamped to [0, 1], detached.
     5. ``loss = mean(w * d) * loss_weight``.
 
     Args:
         loss_weight (float): multiplier of the loss.
-        alpha (float): exponent of the focal weight.
+        alpha (float): exponent of the spectrum distance in the focal weight (CMID: 1).
         blend (float): weight of the visible (unmasked) pixels of ``pred`` in the blend.
     """
 
@@ -59,6 +61,6 @@ class FocalFrequencyLoss(nn.Module):
             dist = diff.real**2 + diff.imag**2
 
             with torch.no_grad():
-                weight = torch.log(dist.sqrt() + 1)**self.alpha
+                weight = torch.log(dist.sqrt()**self.alpha + 1)
                 weight = torch.nan_to_num(weight / weight.max(), nan=0.0).clamp(0, 1)
             return (weight * dist).mean() * self.loss_weight

@@ -1,4 +1,6 @@
-"""Position matching of feature-map cells between two crops of one image (spec §2.6, §5).
+"""Position matching of feature-map cells between two crops of one image.
+
+See docs/method.md §2.6 (crop geometry) and §5.3 (matching).
 
 Each cell of a view's (h, w) output map covers a rectangle of its crop; its centre in source
 image pixels is known from the crop box and the flip. ``L_local`` compares student cells with
@@ -27,8 +29,8 @@ def cell_centers(crop_bbox: torch.Tensor,
         grid_hw: (h, w) size of the output map.
         src_shape: (B, 2) [H, W] of each source image in pixels; only needed (and only used)
             with ``reference_offsets``.
-        reference_offsets: reproduce the reference code's bug (spec §2.6): the offsets become
-            fractions ``top / H`` and ``left / W`` while the cell sizes stay in pixels.
+        reference_offsets: reproduce the reference code's crop-offset bug (docs/method.md
+            §2.6), see :func:`reference_cell_axis`.
 
     Returns:
         (B, h * w, 2) float32 cell centres (y, x).
@@ -39,20 +41,59 @@ def cell_centers(crop_bbox: torch.Tensor,
     if flip.shape != crop_bbox.shape[:1]:
         raise ValueError(f'flip must be (B,) = ({crop_bbox.shape[0]},); got {tuple(flip.shape)}')
     h, w = grid_hw
-    top, left, height, width = crop_bbox.float().unbind(dim=1)
     if reference_offsets:
         if src_shape is None:
             raise ValueError('reference_offsets=True needs src_shape (B, 2) [H, W] of the '
                              'source images')
-        src_shape = src_shape.float()
-        top, left = top / src_shape[:, 0], left / src_shape[:, 1]
-    rows = torch.arange(h, dtype=torch.float32, device=crop_bbox.device) + 0.5
-    cols = torch.arange(w, dtype=torch.float32, device=crop_bbox.device)
-    cols = torch.where(flip.bool()[:, None], w - 1 - cols, cols) + 0.5  # (B, w)
-    ys = top[:, None] + rows[None] * (height / h)[:, None]  # (B, h)
-    xs = left[:, None] + cols * (width / w)[:, None]  # (B, w)
+        if src_shape.shape != crop_bbox.shape[:1] + (2, ):
+            raise ValueError(f'src_shape must be (B, 2) = ({crop_bbox.shape[0]}, 2) [H, W]; '
+                             f'got {tuple(src_shape.shape)}')
+        top, left, height, width = crop_bbox.double().unbind(dim=1)
+        ys = reference_cell_axis(top, height, src_shape[:, 0].double(), h)  # (B, h)
+        xs = reference_cell_axis(left, width, src_shape[:, 1].double(), w)  # (B, w)
+        # The reference mirrors the finished columns of a flipped view.
+        xs = torch.where(flip.bool()[:, None], xs.flip(1), xs)
+    else:
+        top, left, height, width = crop_bbox.float().unbind(dim=1)
+        rows = torch.arange(h, dtype=torch.float32, device=crop_bbox.device) + 0.5
+        cols = torch.arange(w, dtype=torch.float32, device=crop_bbox.device)
+        cols = torch.where(flip.bool()[:, None], w - 1 - cols, cols) + 0.5  # (B, w)
+        ys = top[:, None] + rows[None] * (height / h)[:, None]  # (B, h)
+        xs = left[:, None] + cols * (width / w)[:, None]  # (B, w)
     centers = torch.stack(torch.broadcast_tensors(ys[:, :, None], xs[:, None, :]), dim=-1)
     return centers.flatten(1, 2)
+
+
+def reference_cell_axis(offset: torch.Tensor, size: torch.Tensor, src_size: torch.Tensor,
+                        n: int) -> torch.Tensor:
+    """Cell centres along one axis as the reference code computes them (its offset bug).
+
+    The reference stores the crop offset the way albumentations' crop parameters do: as the
+    fraction of the free range, ``offset / (src_size - size + 1e-10)`` (a Python float, so
+    float64; 0 for a crop as large as the image), and then uses that fraction as if it were
+    a pixel offset. Its cell centres are written into a float32 grid: the first one is
+    ``fraction + size / n / 2`` (sum in float64, rounded once to float32) and every next one
+    adds ``size / n`` (rounded to float32) to the previous float32 value. The values here are
+    the same float32 numbers, bit for bit: the fraction and the first centre in float64, the
+    running sum in float32 (scalar IEEE operations, no reduction kernel involved).
+
+    Args:
+        offset: (B,) crop top (or left) in source pixels.
+        size: (B,) crop height (or width) in source pixels.
+        src_size: (B,) source image height (or width) in pixels.
+        n: number of cells along the axis.
+
+    Returns:
+        (B, n) float32 centres, in increasing order (not yet mirrored for flips).
+    """
+    offset, size, src_size = offset.double(), size.double(), src_size.double()
+    fraction = offset / (src_size - size + 1e-10)
+    step = size / n
+    centres = [(fraction + step / 2).float()]
+    step = step.float()
+    for _ in range(1, n):
+        centres.append(centres[-1] + step)
+    return torch.stack(centres, dim=1)
 
 
 def match_cells(centers_q: torch.Tensor,

@@ -22,7 +22,7 @@ def _numpy_ffl(pred, target, mask, loss_weight=1.0, alpha=1.0, blend=0.001):
     spec_p = np.einsum('hy,bcyx,wx->bchw', fh, pred, fw).mean(0)
     spec_t = np.einsum('hy,bcyx,wx->bchw', fh, target, fw).mean(0)
     d = np.abs(spec_p - spec_t)**2
-    w = np.log(np.sqrt(d) + 1)**alpha
+    w = np.log(np.sqrt(d)**alpha + 1)  # FFL: weight |F_r - F_f|^alpha, then log(w + 1)
     w = np.clip(np.nan_to_num(w / w.max()), 0, 1)
     return (w * d).mean() * loss_weight, w
 
@@ -46,6 +46,27 @@ def test_ffl_2x1x4x4(loss_weight, alpha):
     # (B, H, W) mask form
     assert FocalFrequencyLoss(loss_weight=loss_weight, alpha=alpha)(
         pred, target, mask).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize('alpha,expected', [
+    (1.0, (9 + np.log(2) / np.log(4)) / 2),
+    (2.0, (9 + np.log(2) / np.log(10)) / 2),
+])
+def test_ffl_alpha_by_hand(alpha, expected):
+    """One 1x2 image, everything masked (the blend keeps pred), target 0.
+
+    pred = [2*sqrt(2), sqrt(2)]: the orthonormal 2-point DFT gives (a + b) / sqrt(2) = 3 and
+    (a - b) / sqrt(2) = 1, so |F_r - F_f| = [3, 1] and d = [9, 1]. Weight before the max
+    normalisation: log(|F_r - F_f| ** alpha + 1) = [log 4, log 2] at alpha 1, [log 10, log 2]
+    at alpha 2; after it [1, log 2 / log 4 = 0.5] and [1, log 2 / log 10 = 0.30103]. The loss
+    is mean(w * d). (The former log(|.| + 1) ** alpha gave [1, 0.25] at alpha 2: 4.625.)
+    """
+    pred = torch.tensor([[[[2 * np.sqrt(2), np.sqrt(2)]]]], dtype=torch.float64)
+    target = torch.zeros_like(pred)
+    mask = torch.ones(1, 1, 2, dtype=torch.long)
+    loss = FocalFrequencyLoss(alpha=alpha)(pred, target, mask)
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
 
 
 def test_ffl_gradient_with_detached_weight_and_blend():
