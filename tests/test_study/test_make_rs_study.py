@@ -9,7 +9,8 @@ from PIL import Image
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DATA = osp.join(REPO, 'data', 'rs_study')
-RS_REAL = '/work/shared/data/rs_real'
+# the real imagery collection, when a checkout sits beside it (not shipped with the repository)
+RS_REAL = osp.abspath(osp.join(REPO, '..', 'shared', 'data', 'rs_real'))
 
 
 def _load(name, path):

@@ -15,7 +15,7 @@ Deterministic: running it twice gives the same files. A/B stay single-band (grey
 loader replicates them to 3 channels).
 
     python tools/dataset_converters/make_cd_tiny.py \
-        --src /work/shared/data/rs_real/change_detection --out tests/data/levir_cd_tiny
+        --src /data/rs_real/change_detection --out tests/data/levir_cd_tiny
 """
 import argparse
 import os
@@ -77,7 +77,7 @@ def pick_tiles(mask: np.ndarray, rows: tuple, k: int) -> list:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--src', default='/work/shared/data/rs_real/change_detection',
+    parser.add_argument('--src', required=True,
                         help='folder with buildings_{t1,t2,mask}.png')
     parser.add_argument('--out', default='tests/data/levir_cd_tiny', help='output folder')
     parser.add_argument('--per-split', type=int, default=4, help='tiles per split')

@@ -1,7 +1,7 @@
 """Cut ``tests/data/det_tiny``: real tree boxes (NEON airborne RGB) in DIOR's folder layout.
 
 Source: two NEON RGB scenes at 10 cm (Yellowstone) with hand-drawn tree boxes, from the
-``deepforest==2.1.0`` wheel (see /work/shared/data/rs_real/README.md). The train and val tiles
+``deepforest==2.1.0`` wheel (see the README of the source collection). The train and val tiles
 come from one scene, the test tile from the other (a whole scene is held out). In each scene
 the tiles of a regular grid that fully contain the most boxes are kept (ties by position):
 deterministic, no randomness.
@@ -20,7 +20,7 @@ Output (DIOR layout, see cmid_mm/downstream/det_datasets.py)::
     det_tiny/README.md
 
     python tools/dataset_converters/make_det_tiny.py \
-        --src /work/shared/data/rs_real --out tests/data/det_tiny
+        --src /data/rs_real --out tests/data/det_tiny
 """
 import argparse
 import json
@@ -119,7 +119,7 @@ def voc_xml(file_name: str, boxes: np.ndarray) -> ET.ElementTree:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--src', default='/work/shared/data/rs_real',
+    parser.add_argument('--src', required=True,
                         help='folder with neon/*.png and neon/tree_boxes.json')
     parser.add_argument('--out', default='tests/data/det_tiny')
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ The SpaceNet files are not used (CC BY-SA). The output is a flat folder of PNGs 
 provenance of every tile. Running it twice gives the same files.
 
     python tools/dataset_converters/make_rs_sample.py \
-        --src /work/shared/data/rs_real --out data/rs_sample
+        --src /data/rs_real --out data/rs_sample
 """
 import argparse
 import os

@@ -21,7 +21,7 @@ deterministically (no randomness) from real imagery that registry packages ship:
   SpaceNet tiles, taken only from outside every probe's test zone and gap, so the
   pretraining never sees a test pixel, even unlabelled.
 
-    python tools/dataset_converters/make_rs_study.py --src /work/shared/data/rs_real \
+    python tools/dataset_converters/make_rs_study.py --src /data/rs_real \
         --out data/rs_study
 
 Running it twice gives identical files.

@@ -1,6 +1,6 @@
 """Cut ``data/s2_13band``: real 13-band Sentinel-2 tiles for multispectral CMID (and labels).
 
-Source (see /work/shared/data/rs_real/README.md): two 13x512x512 uint16 crops of a Sentinel-2
+Source (see the README of the source collection): two 13x512x512 uint16 crops of a Sentinel-2
 L1C scene (all bands resampled to 10 m, band order B01 ... B08, B8A, B09 ... B12) and the
 scene's per-pixel proxy land cover (0 water / 1 vegetation / 2 other, derived from NIR/SWIR
 indices, 1933x1947 px). The crops' positions in the scene are not stored with them; they are
@@ -19,7 +19,7 @@ land and coast tiles)::
     s2_13band/README.md                                          provenance and licence
 
     python tools/dataset_converters/make_s2_sample.py \
-        --src /work/shared/data/rs_real/sentinel2 --out data/s2_13band
+        --src /data/rs_real/sentinel2 --out data/s2_13band
 """
 import argparse
 import json
@@ -82,7 +82,7 @@ def locate(crop: np.ndarray, scene_rgb: np.ndarray):
 def main():
     import tifffile
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--src', default='/work/shared/data/rs_real/sentinel2')
+    parser.add_argument('--src', required=True)
     parser.add_argument('--out', default='data/s2_13band')
     args = parser.parse_args()
     Image.MAX_IMAGE_PIXELS = None

@@ -1,8 +1,8 @@
 """Make the tiny folder-per-class scene dataset of the tests from a real labelled tile.
 
     python tools/dataset_converters/make_scene_tiny.py \
-        --img /work/shared/data/rs_real/spacenet/buildings_img.png \
-        --mask /work/shared/data/rs_real/spacenet/buildings_mask.png \
+        --img /data/rs_real/spacenet/buildings_img.png \
+        --mask /data/rs_real/spacenet/buildings_mask.png \
         --out tests/data/scene_tiny
 
 The tile (SpaceNet Atlanta, 900x900 px pan at 0.5 m, CC BY-SA 4.0, "SpaceNet on AWS") comes with

@@ -1,7 +1,7 @@
 """Cut ``tests/data/seg_tiny``: real building-footprint segmentation tiles (SpaceNet, Atlanta).
 
 Source: the SpaceNet panchromatic tile (900x900 px at 0.5 m, 8 bit) and its building mask
-(1 = building) from ``solaris==0.4.0`` (see /work/shared/data/rs_real/README.md). The split is
+(1 = building) from ``solaris==0.4.0`` (see the README of the source collection). The split is
 spatial: training tiles come from the left half of the scene, validation tiles from the right
 half, so no pixel is in both. In each half the tiles of a regular grid with the most building
 pixels are kept (ties by position): deterministic, no randomness.
@@ -14,7 +14,7 @@ Output, mmseg's generic ``img_dir/ann_dir`` layout (``BaseSegDataset``, ``.png``
     seg_tiny/README.md                                   provenance and licence
 
     python tools/dataset_converters/make_seg_tiny.py \
-        --src /work/shared/data/rs_real --out tests/data/seg_tiny
+        --src /data/rs_real --out tests/data/seg_tiny
 """
 import argparse
 import os
@@ -82,7 +82,7 @@ def tiles_of_half(mask: np.ndarray, half: int, count: int):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--src', default='/work/shared/data/rs_real',
+    parser.add_argument('--src', required=True,
                         help='folder with spacenet/buildings_{img,mask}.png')
     parser.add_argument('--out', default='tests/data/seg_tiny')
     args = parser.parse_args(argv)
