@@ -2,12 +2,13 @@
 # One-command environment for cmid_mm on a CPU machine (Debian 12, Python 3.11).
 #
 #   bash tools/setup_env.sh            # creates ./.venv and installs everything
+#   CMID_OPENCD=/path/to/open-cd bash tools/setup_env.sh   # ... and open-cd from its checkout
 #
 # Order: torch + torchvision -> build requirements -> mmcv 2.1.0 with compiled ops (built once
 # from the sdist, wheel cached OUTSIDE the checkout, keyed by torch + python version) ->
-# the OpenMMLab pins -> runtime/test requirements -> `pip install -e .` -> a check that
-# `from mmcv.ops import nms, RoIAlign` runs. Safe to run again: every step that is already
-# satisfied is skipped (a second run takes well under a minute).
+# the OpenMMLab pins -> runtime/test requirements -> `pip install -e .` -> (open-cd, if asked
+# for) -> a check that `from mmcv.ops import nms, RoIAlign` runs. Safe to run again: every step
+# that is already satisfied is skipped (a second run takes well under a minute).
 #
 # Knobs (environment variables):
 #   VENV=PATH              virtualenv to create/use (default: <repo>/.venv)
@@ -20,6 +21,14 @@
 #   CMID_TEST_SERVICES=1   also install the system services that tests start for real (Slurm +
 #                          munge, via tools/install_test_services.sh; needs root and apt-get,
 #                          says so and goes on without them otherwise)
+#   CMID_OPENCD=DIR        also install open-cd (the OpenMMLab change-detection toolbox, on no
+#                          package registry) from its source checkout DIR: DIR is copied to a
+#                          temporary folder (pip builds in the source folder, which may be
+#                          read-only) and the copy installed with `pip install --no-deps` (so pip
+#                          keeps our torch / mmcv pins), plus open-cd's runtime requirements
+#                          that are missing. Skipped when the installed open-cd already equals
+#                          DIR file by file. open-cd's configs and tools/ stay in DIR: set
+#                          OPENCD_ROOT=DIR to use configs/opencd (configs/opencd/README.md).
 set -euo pipefail
 
 # Everything runs inside main() so bash has read the whole file before running any of it.
@@ -33,6 +42,18 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${CMID_CACHE:-$HOME/.cache/cmid_mm}"
 t0=$SECONDS
 step() { printf '\n[setup %4ss] %s\n' "$((SECONDS - t0))" "$*"; }
+
+# open-cd checkout (CMID_OPENCD): checked before anything is installed
+OPENCD_SRC=""
+if [[ -n "${CMID_OPENCD:-}" ]]; then
+  OPENCD_SRC="$(cd "$CMID_OPENCD" 2>/dev/null && pwd || true)"
+  if [[ -z "$OPENCD_SRC" || ! -f "$OPENCD_SRC/setup.py" \
+        || ! -f "$OPENCD_SRC/opencd/__init__.py" ]]; then
+    echo "ERROR: CMID_OPENCD=$CMID_OPENCD is not an open-cd source checkout (expected setup.py" \
+         "and opencd/__init__.py in it; clone https://github.com/likyoo/open-cd)" >&2
+    exit 1
+  fi
+fi
 
 # ---------------------------------------------------------------- python / venv
 if [[ "${CMID_USE_ACTIVE_ENV:-0}" == 1 ]]; then
@@ -123,6 +144,53 @@ pip_ install -q -r "$REPO/requirements/mminstall.txt" -r "$REPO/requirements/run
 
 step "cmid_mm itself (editable)"
 pip_ install -q --no-deps --no-build-isolation -e "$REPO"
+
+# ---------------------------------------------------------------- open-cd (optional)
+if [[ -n "$OPENCD_SRC" ]]; then
+  # installed == checkout: every opencd/**/*.py of the checkout is installed with the same bytes
+  OPENCD_SAME="
+import filecmp, os, sys, opencd
+src = os.path.join(sys.argv[1], 'opencd'); dst = os.path.dirname(opencd.__file__)
+for root, dirs, files in os.walk(src):
+    dirs[:] = [d for d in dirs if d not in ('__pycache__', '.mim')]
+    for f in files:
+        if f.endswith('.py'):
+            rel = os.path.relpath(os.path.join(root, f), src)
+            if not os.path.isfile(os.path.join(dst, rel)) or not filecmp.cmp(
+                    os.path.join(src, rel), os.path.join(dst, rel), shallow=False):
+                sys.exit(1)
+"
+  # (run from / : `import opencd` must not find the checkout through the current folder)
+  if (cd / && "$PY" -c "$OPENCD_SAME" "$OPENCD_SRC") >/dev/null 2>&1; then
+    step "open-cd from $OPENCD_SRC already installed: kept"
+  else
+    step "open-cd from the checkout $OPENCD_SRC (copied, then pip install --no-deps)"
+    opencd_tmp="$(mktemp -d)"
+    cp -R "$OPENCD_SRC" "$opencd_tmp/open-cd"
+    chmod -R u+w "$opencd_tmp/open-cd"
+    rm -rf "$opencd_tmp/open-cd/build" "$opencd_tmp/open-cd"/*.egg-info
+    pip_ install -q --no-deps --no-build-isolation "$opencd_tmp/open-cd" \
+      || { rm -rf "$opencd_tmp"; echo "ERROR: installing open-cd from $OPENCD_SRC failed" >&2
+           exit 1; }
+    rm -rf "$opencd_tmp"
+  fi
+  # open-cd's runtime requirements, except what our stack pins (torch, torchvision, mmcv, numpy:
+  # its mminstall.txt asks mmcv<2.1.0, but its import-time check accepts our 2.1.0)
+  opencd_reqs=()
+  if [[ -f "$OPENCD_SRC/requirements/runtime.txt" ]]; then
+    while read -r req || [[ -n "$req" ]]; do  # (the file may end without a newline)
+      req="${req%%#*}"; req="${req// /}"
+      name="$(printf '%s' "$req" | sed -E 's/[<>=!~;\[].*//' | tr 'A-Z_' 'a-z-')"
+      case "$name" in ''|torch|torchvision|mmcv|mmcv-full|numpy) continue ;; esac
+      opencd_reqs+=("$req")
+    done < "$OPENCD_SRC/requirements/runtime.txt"
+  fi
+  if [[ ${#opencd_reqs[@]} -gt 0 ]]; then
+    pip_ install -q "${opencd_reqs[@]}" 'numpy<2' 'opencv-python<5'
+  fi
+  (cd / && "$PY" -c "import opencd, opencd.models, opencd.datasets
+print(f'  ok: open-cd {opencd.__version__} imports from {opencd.__file__}')")
+fi
 
 # ---------------------------------------------------------------- check
 step "checking the stack"

@@ -10,20 +10,28 @@ scope (``opencd`` -> ``mmseg``), with ``custom_imports=dict(imports=['cmid_mm'])
 - ``BITHead``: bitemporal image transformer (Chen et al. 2021), the paper's CD model;
 - ``MultiImg*`` transforms: load / annotations / crop / flip / resize / pack image pairs;
 - ``LEVIR_CD_Dataset``: LEVIR-CD A/B/label PNG, labels 0/255 -> 0/1;
-- ``CDD_Dataset`` (alias ``SVCD_Dataset``): CDD A/B/label JPEG, labels thresholded at 128.
+- ``CDD_Dataset`` (alias ``SVCD_Dataset``): CDD A/B/label JPEG, labels thresholded at 128;
+- ``CDIoUMetric``: mmseg's IoUMetric plus ``changed_F1`` / ``changed_IoU`` / precision / recall
+  of the ``changed`` class with undefined (NaN) ratios counted as 0, for ``save_best``;
+- ``IA_SwinTransformer``: mmseg's Swin for open-cd's Changer (two dates, interaction layers).
+
+``CDIoUMetric`` and ``IA_SwinTransformer`` also serve open-cd configs
+(``default_scope='opencd'``) as ``mmseg.CDIoUMetric`` / ``mmseg.IA_SwinTransformer``.
 """
 from .bit_head import BITHead
 from .data_preprocessor import DualInputSegDataPreProcessor
 from .datasets import BaseCDFolderDataset, CDD_Dataset, LEVIR_CD_Dataset
 from .fusion_neck import FeatureFusionNeck
+from .ia_swin import IA_SwinTransformer
+from .metrics import CDIoUMetric
 from .siam_encoder_decoder import SiamEncoderDecoder
 from .transforms import (MultiImgLoadAnnotations, MultiImgLoadImageFromFile,
                          MultiImgPackSegInputs, MultiImgRandomCrop, MultiImgRandomFlip,
                          MultiImgResize)
 
 __all__ = [
-    'BITHead', 'DualInputSegDataPreProcessor', 'BaseCDFolderDataset', 'CDD_Dataset',
-    'LEVIR_CD_Dataset', 'FeatureFusionNeck', 'SiamEncoderDecoder', 'MultiImgLoadAnnotations',
-    'MultiImgLoadImageFromFile', 'MultiImgPackSegInputs', 'MultiImgRandomCrop',
-    'MultiImgRandomFlip', 'MultiImgResize'
+    'BITHead', 'CDIoUMetric', 'IA_SwinTransformer', 'DualInputSegDataPreProcessor',
+    'BaseCDFolderDataset', 'CDD_Dataset', 'LEVIR_CD_Dataset', 'FeatureFusionNeck',
+    'SiamEncoderDecoder', 'MultiImgLoadAnnotations', 'MultiImgLoadImageFromFile',
+    'MultiImgPackSegInputs', 'MultiImgRandomCrop', 'MultiImgRandomFlip', 'MultiImgResize'
 ]

@@ -1,4 +1,4 @@
-# The CMID paper's change-detection protocol (spec section 8): BIT on CDD, 200 epochs, with a
+# The CMID paper's change-detection protocol (docs/method.md §8.4): BIT on CDD, 200 epochs, with a
 # CMID ResNet-50 (paper: mF1 96.95). BIT's recipe: batch 8, SGD lr 0.01 momentum 0.9 wd 5e-4,
 # linear decay, flips; 200 epochs of the 10 000 training pairs = 250 000 iterations.
 #   python tools/train.py configs/changedet/cmid_r50_bit_cdd.py --cfg-options \
@@ -12,6 +12,8 @@ _base_ = [
     'mmseg::_base_/default_runtime.py',
 ]
 custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+# SafeRunner (cmid_mm) also when another toolbox's train.py (mmseg's, open-cd's) builds the runner
+runner_type = 'SafeRunner'
 # Stop before training if the backbone's Pretrained weights did not all load (compared by
 # value with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
 custom_hooks = [dict(type='PretrainedLoadCheckHook')]

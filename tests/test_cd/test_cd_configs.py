@@ -42,6 +42,7 @@ def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
     cfg = _config(name)
     assert cfg.default_scope == 'mmseg'
     assert cfg.custom_imports == dict(imports=['cmid_mm'], allow_failed_imports=False)
+    assert cfg.runner_type == 'SafeRunner'  # also under mmseg's / open-cd's train.py
     model = cfg.model
     assert model.type == 'SiamEncoderDecoder' and model.pretrained is None
     assert model.data_preprocessor.type == 'DualInputSegDataPreProcessor'
@@ -72,10 +73,12 @@ def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
         assert loader.dataset.pipeline[0].type == 'MultiImgLoadImageFromFile'
         assert loader.dataset.pipeline[-1].type == 'MultiImgPackSegInputs'
     assert cfg.train_dataloader.sampler.type == 'InfiniteSampler'
-    assert cfg.val_evaluator == dict(type='IoUMetric', iou_metrics=['mFscore', 'mIoU'])
+    assert cfg.val_evaluator == dict(type='CDIoUMetric', iou_metrics=['mFscore', 'mIoU'])
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
     assert cfg.train_cfg.max_iters == (250000 if 'bit' in name else 40000)
-    assert cfg.default_hooks.checkpoint.save_best == 'mFscore'
+    # best checkpoint by the `changed` class's F1 (NaN = 0), not the nan-mean mFscore
+    assert cfg.default_hooks.checkpoint.save_best == 'changed_F1'
+    assert cfg.default_hooks.checkpoint.rule == 'greater'
 
 
 @pytest.mark.parametrize('name', ['cmid_r50_upernet_levir-cd.py', 'cmid_swin-b_upernet_cdd.py',

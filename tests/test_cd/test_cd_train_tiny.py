@@ -1,6 +1,6 @@
 """End to end: tools/train.py runs the LEVIR-CD UperNet config (ResNet-18 depth for speed) for
-2 iterations + validation (IoUMetric mFscore) on the tiny real pair, starting from weights
-exported from a tiny CMID checkpoint."""
+2 iterations + validation (CDIoUMetric: mFscore, changed_F1) on the tiny real pair, starting
+from weights exported from a tiny CMID checkpoint."""
 import json
 import os
 import os.path as osp
@@ -54,7 +54,8 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
     assert [s['iter'] for s in train] == [1, 2]
     assert all(0 < s['decode.loss_ce'] < 5 for s in train)
     assert len(val) == 1 and val[0]['step'] == 2
-    for key in ('mFscore', 'mPrecision', 'mRecall', 'mIoU', 'aAcc'):
+    for key in ('mFscore', 'mPrecision', 'mRecall', 'mIoU', 'aAcc', 'changed_F1',
+                'changed_IoU'):
         assert 0 <= val[0][key] <= 100, key
     assert 'changed' in log and 'unchanged' in log  # per-class table (F1 of `changed`)
 
@@ -69,7 +70,8 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
     for k in convs:
         step = (trained[k] - exported[k]).norm()
         assert 0 < step < 0.05 * exported[k].norm(), k
-    assert (work / 'best_mFscore_iter_2.pth').is_file()
+    # the best checkpoint is chosen by the F1 of the `changed` class (CDIoUMetric)
+    assert (work / 'best_changed_F1_iter_2.pth').is_file()
 
     # tools/test.py evaluates that checkpoint on the test split (num_workers=0 with the
     # config's persistent_workers=True must just work)
@@ -81,4 +83,4 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
     proc = subprocess.run(test_cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    assert "'mFscore':" in proc.stdout
+    assert "'mFscore':" in proc.stdout and "'changed_F1':" in proc.stdout

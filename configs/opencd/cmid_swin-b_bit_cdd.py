@@ -1,0 +1,33 @@
+# CMID Swin-B in BIT (open-cd: SiamEncoderDecoder, bitemporal image transformer head) on CDD: the
+# CMID paper's protocol: BIT on CDD (open-cd's svcd.py), 200 epochs. Native open-cd:
+# default_scope 'opencd', open-cd's models, datasets, transforms and visualiser.
+# Run with open-cd's own tools (or cmid_mm's tools/train.py / tools/test.py):
+#   export OPENCD_ROOT=/path/to/open-cd        # the checkout whose configs are inherited
+#   python $OPENCD_ROOT/tools/train.py configs/opencd/cmid_swin-b_bit_cdd.py --cfg-options \
+#       model.backbone.init_cfg.checkpoint=work_dirs/cmid_swin-b_backbone.pth \
+#       train_dataloader.dataset.data_root=/data/CDD \
+#       val_dataloader.dataset.data_root=/data/CDD \
+#       test_dataloader.dataset.data_root=/data/CDD
+# Best checkpoint: highest F1 of the `changed` class (best_changed_F1_iter_*.pth).
+_base_ = [
+    './_base_/models/cmid_bit_swin-b.py',
+    './_base_/common/cdd_256x256_40k.py',
+]
+
+# The CMID paper's change-detection protocol: BIT on CDD for 200 epochs with BIT's recipe,
+# counted in iterations: 10 000 training pairs / batch 8 = 1250 per epoch -> 250 000; SGD
+# lr 0.01 (schedule_40k's), linear decay to 0; validation and a checkpoint every 10 epochs.
+max_iters = 250000
+interval = 12500
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=0, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=interval)
+default_hooks = dict(checkpoint=dict(interval=interval))
+
+optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys={
+            'relative_position_bias_table': dict(decay_mult=0.),
+            'norm': dict(decay_mult=0.)
+        }))
