@@ -145,6 +145,18 @@ class SafeRunner(Runner):
         return super().save_checkpoint(out_dir, filename, *args, **kwargs)
 
     # ------------------------------------------------------------------ training
+    def build_train_loop(self, loop):
+        """mmengine's train loop; its plain ``EpochBasedTrainLoop`` becomes
+        :class:`~cmid_mm.engine.hooks.exact_resume_hook.MidEpochResumeLoop` (the same loop,
+        resuming a mid-epoch checkpoint at the next batch instead of the epoch's first)."""
+        from mmengine.runner import EpochBasedTrainLoop
+
+        from .hooks.exact_resume_hook import MidEpochResumeLoop
+        built = super().build_train_loop(loop)
+        if isinstance(loop, dict) and type(built) is EpochBasedTrainLoop:
+            built.__class__ = MidEpochResumeLoop  # a subclass without state of its own
+        return built
+
     def _iters_per_epoch(self) -> Optional[int]:
         try:
             return len(self.train_dataloader)

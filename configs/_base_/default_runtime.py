@@ -22,6 +22,9 @@ custom_hooks = [
     dict(type='SkippedImagesHook'),  # per-epoch count of files skipped by the loader
     # before the first iteration: an epoch with no batch, or a last batch the queue cannot take
     dict(type='TrainBatchCheckHook'),
+    # SIGTERM / SIGUSR1: checkpoint after the current iteration and exit 75; SIGUSR1 in a
+    # Slurm job also requeues it (docs/resume.md, preemption)
+    dict(type='PreemptionHook'),
 ]
 
 env_cfg = dict(

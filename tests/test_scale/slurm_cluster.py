@@ -11,7 +11,7 @@ process; their PIDs are recorded, and :meth:`SlurmCluster.stop` (called on leavi
 ``with`` block, also when its body raises) cancels the cluster's jobs and sends SIGTERM to
 exactly those PIDs — SIGKILL after a timeout — and treats a zombie as stopped. Nothing is
 ever killed by name. All traffic stays on 127.0.0.1 (``NodeAddr``, ``SlurmctldHost``).
-Measured facts behind every setting: shared/docs/SLURM.md.
+Comments below name the failure behind the less obvious settings.
 """
 import os
 import shutil
@@ -94,13 +94,18 @@ class SlurmCluster:
         partition: name of the single (default) partition.
         start_timeout: seconds to wait for the node to be ``idle`` in ``sinfo``.
         stop_timeout: seconds each daemon gets after SIGTERM before SIGKILL.
+        cred_expire: job-step credential lifetime in seconds (Slurm's default: 120). A
+            requeued job cannot start again before it has passed (measured: ~158 s with the
+            default); tests that requeue set it low.
     """
 
     DAEMONS = ('munged', 'slurmctld', 'slurmd')  # start order; stopped in reverse
 
     def __init__(self, cpus: int = 8, gpus: int = 8, partition: str = 'debug',
-                 start_timeout: float = 30.0, stop_timeout: float = 10.0) -> None:
+                 start_timeout: float = 30.0, stop_timeout: float = 10.0,
+                 cred_expire: Optional[int] = None) -> None:
         self.cpus, self.gpus, self.partition = cpus, gpus, partition
+        self.cred_expire = cred_expire
         self.start_timeout, self.stop_timeout = start_timeout, stop_timeout
         self.node = socket.gethostname().split('.')[0]  # `hostname -s`
         self.root: Optional[str] = None
@@ -177,6 +182,7 @@ class SlurmCluster:
 
         self.ctld_port, self.slurmd_port = free_port(), free_port()
         gres = f'Gres=gpu:{self.gpus} ' if self.gpus else ''
+        cred = f',cred_expire={self.cred_expire}' if self.cred_expire else ''
         conf = f"""\
 # Written by tests/test_scale/slurm_cluster.py: a one-node test cluster on 127.0.0.1.
 ClusterName=cmidtest
@@ -187,7 +193,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={self.path('munge', 'munge.socket.2')}
+AuthInfo=socket={self.path('munge', 'munge.socket.2')}{cred}
 StateSaveLocation={self.path('state')}
 SlurmdSpoolDir={self.path('spool')}
 SlurmctldPidFile={self.path('run', 'slurmctld.pid')}

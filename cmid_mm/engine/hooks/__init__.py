@@ -1,4 +1,5 @@
 from .exact_resume_hook import ExactResumeHook
+from .preemption_hook import PreemptionHook  # noqa: F401
 from .cmid_vis_hook import CMIDVisualizationHook
 from .skipped_images_hook import SkippedImagesHook
 from .teacher_temp_hook import TeacherTempWarmupHook

@@ -22,19 +22,26 @@ next step), this hook makes every draw a pure function of the training position:
 It also checks what would silently break an exact continuation: a train pipeline without
 ``PerSampleSeed`` (warning), a dataset wrapper that repeats samples within an epoch (error:
 repeats would be augmented identically), a loop that is not epoch based (error, when
-``PerSampleSeed`` is used), a checkpoint taken in the middle of an epoch (warning: mmengine's
-``EpochBasedTrainLoop`` restarts that epoch from its first batch), a sampler whose seed is not
+``PerSampleSeed`` is used), a checkpoint taken in the middle of an epoch under mmengine's plain
+``EpochBasedTrainLoop``, which restarts that epoch from its first batch (warning;
+:class:`MidEpochResumeLoop`, which ``SafeRunner`` uses for every epoch-based run, continues at
+the next batch instead), a sampler whose seed is not
 the resumed run's seed (fixed: with ``randomness.seed=None`` mmengine builds the sampler with a
 fresh random seed before it reads the checkpoint's) and ``max_keep_ckpts=1`` (warning:
 mmengine deletes the previous checkpoint before writing the next one, so a crash while writing
 leaves nothing to resume from).
 """
+import contextlib
+import itertools
+import logging
 from typing import Iterator, List, Optional
 
 from mmengine.dataset import ClassBalancedDataset, RepeatDataset
 from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
-from mmpretrain.registry import HOOKS
+from mmpretrain.registry import HOOKS, LOOPS
+from torch.utils.data import BatchSampler, Sampler
 
 from cmid_mm.datasets.transforms.sample_seed import (PerSampleSeed, derive_seed,
                                                     seed_global_rngs)
@@ -46,6 +53,84 @@ ITER_STREAM = 0x17E2
 def reseed_global_rngs(*words: int) -> None:
     """Seed numpy's, ``random``'s and torch's global RNGs from integer ``words``."""
     seed_global_rngs(derive_seed(*words))
+
+
+class _SkipFirst(Sampler):
+    """``sampler`` without its first ``n`` indices; its length stays the full epoch's, so the
+    loop, the logger ("[epoch][i/N]") and the schedulers count batches as in a whole epoch."""
+
+    def __init__(self, sampler, n: int) -> None:
+        self.sampler, self.n = sampler, n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.n, None)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+@contextlib.contextmanager
+def _batches_from(dataloader, start: int):
+    """Iterate ``dataloader`` from batch ``start`` of the current epoch.
+
+    With torch's ``BatchSampler`` (consecutive sample indices; mmengine's default) the first
+    ``start * batch_size`` indices of the epoch's order are skipped before any sample is
+    loaded. Other batch samplers (grouping ones, e.g. by aspect ratio) are not skipped by
+    index: their first ``start`` batches are loaded and dropped (exact, but it costs the data
+    loading of those batches; a warning says so).
+    """
+    batch_sampler = getattr(dataloader, 'batch_sampler', None)
+    if type(batch_sampler) is BatchSampler:
+        inner = batch_sampler.sampler
+        batch_sampler.sampler = _SkipFirst(inner, start * batch_sampler.batch_size)
+        try:
+            yield iter(dataloader)
+        finally:
+            batch_sampler.sampler = inner
+        return
+    print_log(
+        f'MidEpochResumeLoop: the train batch sampler ({type(batch_sampler).__name__}) is not '
+        f"torch's BatchSampler, so the {start} batches of this epoch done before the "
+        'checkpoint are loaded and dropped to reach the resume position', logger='current',
+        level=logging.WARNING)
+    batches = iter(dataloader)
+    for _ in range(start):
+        next(batches)
+    yield batches
+
+
+@LOOPS.register_module()
+class MidEpochResumeLoop(EpochBasedTrainLoop):
+    """``EpochBasedTrainLoop`` that resumes a checkpoint written in the middle of an epoch at
+    the next batch of that epoch.
+
+    mmengine's loop restores ``epoch`` and ``iter`` from the checkpoint but then starts the
+    epoch from its first batch: the batches done before the checkpoint are trained again and
+    the epoch ends ``iter - epoch x len(dataloader)`` iterations late. This loop starts the
+    resumed epoch at batch ``iter - epoch x len(dataloader)`` of the same sampler order
+    (``DefaultSampler``: a function of ``(seed, epoch)``) without loading the skipped samples,
+    with the batch indices the interrupted run had, then continues as mmengine's loop.
+    With :class:`ExactResumeHook` and ``PerSampleSeed`` the continuation is bit for bit
+    (docs/resume.md). ``SafeRunner`` builds it instead of ``EpochBasedTrainLoop``; a
+    checkpoint at an epoch end behaves exactly as under mmengine's loop.
+    """
+
+    def resume_position(self) -> int:
+        """Batches of the current epoch already trained (0 at an epoch start)."""
+        return self._iter - self._epoch * len(self.dataloader)
+
+    def run_epoch(self) -> None:
+        done, per_epoch = self.resume_position(), len(self.dataloader)
+        if not 0 < done <= per_epoch:
+            return super().run_epoch()
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        if done < per_epoch:  # (== per_epoch: written after the last batch, before the epoch end)
+            with _batches_from(self.dataloader, done) as batches:
+                for idx, data_batch in enumerate(batches, start=done):
+                    self.run_iter(idx, data_batch)
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
 
 
 def _datasets(dataset) -> Iterator:
@@ -121,15 +206,23 @@ class ExactResumeHook(Hook):
         if isinstance(loop, EpochBasedTrainLoop):
             per_epoch = len(dataloader)
             done = runner.iter - runner.epoch * per_epoch
-            if done != 0:
+            if isinstance(loop, MidEpochResumeLoop) and 0 < done <= per_epoch:
+                runner.logger.info(
+                    f'ExactResumeHook: resuming in the middle of epoch {runner.epoch + 1} at '
+                    f'batch {done + 1} of {per_epoch} (iteration {runner.iter + 1})')
+            elif done != 0:
+                why = ('the checkpoint was written with another number of iterations per '
+                       'epoch (batch size, number of processes or dataset changed)'
+                       if not 0 < done <= per_epoch else
+                       f'{type(loop).__name__} restarts the epoch from its first batch (use '
+                       "SafeRunner, which builds MidEpochResumeLoop, or train_cfg type="
+                       "'MidEpochResumeLoop')")
                 runner.logger.warning(
                     f'ExactResumeHook: resuming at iteration {runner.iter}, which is not the '
                     f'end of an epoch ({per_epoch} iterations per epoch, epoch {runner.epoch} '
-                    f'would start at iteration {runner.epoch * per_epoch}). '
-                    'EpochBasedTrainLoop restarts the epoch from its first batch, so this run '
-                    'is not an exact continuation: resume from an epoch checkpoint '
-                    '(CheckpointHook by_epoch=True), with the same batch size and number of '
-                    'processes.')
+                    f'would start at iteration {runner.epoch * per_epoch}) and {why}, so this '
+                    'run is not an exact continuation: resume with the same batch size and '
+                    'number of processes.')
         for hook in runner.hooks:
             if isinstance(hook, CheckpointHook) and hook.max_keep_ckpts == 1:
                 runner.logger.warning(
