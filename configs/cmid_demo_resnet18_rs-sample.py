@@ -75,7 +75,7 @@ model = dict(
 
 max_epochs = 20
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs)
-# float32 on CPU; lr 1e-3 per 64 images (spec §6) scaled to batch 16.
+# float32 on CPU; lr 1e-3 per 64 images (method.md §6.3) scaled to batch 16.
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

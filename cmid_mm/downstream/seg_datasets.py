@@ -1,7 +1,7 @@
 """ISPRS Potsdam / Vaihingen with the clutter class ignored: the CMID paper's protocol.
 
 mmseg's ``PotsdamDataset`` / ``ISPRSDataset`` (Vaihingen) train and evaluate six classes,
-clutter included. The paper (CMID spec §8) ignores clutter: five classes are trained and
+clutter included. The paper (method.md §8) ignores clutter: five classes are trained and
 evaluated, clutter pixels count nowhere. These subclasses express exactly that through mmseg's
 own mechanism for class subsets, the dataset's ``label_map`` that ``LoadAnnotations`` applies
 after ``reduce_zero_label``:

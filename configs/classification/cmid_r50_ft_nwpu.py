@@ -1,4 +1,4 @@
-# CMID ResNet-50 fully fine-tuned on NWPU-RESISC45 with the paper's UC Merced recipe (spec §8):
+# CMID ResNet-50 fully fine-tuned on NWPU-RESISC45 with the UC Merced recipe of method.md §8:
 # 224 px, 200 epochs, Adan lr 3.125e-3 wd 0.02, 5 warm-up epochs, Mixup 0.8 / CutMix 1.0,
 # label smoothing 0.1, RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25.
 #   python tools/train.py configs/classification/cmid_r50_ft_nwpu.py \

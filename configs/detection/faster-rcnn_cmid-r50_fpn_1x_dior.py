@@ -1,7 +1,7 @@
 # Faster R-CNN + FPN on a CMID ResNet-50, DIOR horizontal boxes (20 classes): mmdet's 1x
 # recipe (12 epochs, 8 GPUs x 2 images, SGD lr 0.02 momentum 0.9 wd 1e-4, steps at epochs 8
 # and 11), 800x800 images. The paper evaluates detection with Oriented R-CNN on DOTA in mmrotate
-# (CMID spec §8); this is the horizontal-box mmdet analogue. RoIAlign (mmcv's RoIPool has no
+# (method.md §8); this is the horizontal-box mmdet analogue. RoIAlign (mmcv's RoIPool has no
 # CPU kernel). mmdet's standard frozen stem + stage 1 and frozen BN statistics.
 # Weights (CKPT = a CMID pretraining checkpoint from tools/train.py):
 #   python tools/model_converters/export_cmid.py CKPT work_dirs/cmid_r50_backbone.pth

@@ -1,7 +1,7 @@
 # Faster R-CNN + FPN on a CMID Swin-B (window 7, as pretrained), DIOR horizontal boxes
 # (20 classes): 12 epochs, 8 GPUs x 2 images, mmdet's Swin recipe (AdamW lr 1e-4 wd 0.05, no
 # decay on position tables and norms, 1000-iteration warm-up, steps at epochs 8 and 11) with
-# the paper's Swin-B drop path 0.3 (CMID spec §8), 800x800 images. RoIAlign.
+# the paper's Swin-B drop path 0.3 (method.md §8), 800x800 images. RoIAlign.
 # mmdet's Swin must have convert_weights=False: True runs a converter for Microsoft's original
 # key names (KeyError on CMID's mmpretrain names); False keeps the file's `backbone.*` keys,
 # which the CMID export has. init_cfg.prefix is ignored by mmdet's Swin.

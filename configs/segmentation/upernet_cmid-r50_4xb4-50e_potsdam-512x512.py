@@ -1,6 +1,6 @@
 # UperNet + FCN auxiliary head on a CMID ResNet-50, ISPRS Potsdam, mmseg's standard protocol (6
 # classes, clutter counted): 512x512 crops, 50 epochs, 4 GPUs x 4 images, SGD lr 0.01 momentum 0.9
-# wd 1e-4 (CMID spec §8).
+# wd 1e-4 (method.md §8).
 # Weights (CKPT = a CMID pretraining checkpoint from tools/train.py):
 #   python tools/model_converters/export_cmid.py CKPT work_dirs/cmid_r50_backbone.pth
 #   bash tools/dist_train.sh \

@@ -1,5 +1,5 @@
 # UperNet + FCN auxiliary head on a CMID Swin-B (window 12), LoveDA (7 classes, mmseg's protocol):
-# 512x512 crops, 50 epochs, 4 GPUs x 4 images, AdamW lr 6e-5 wd 0.01, drop path 0.3 (CMID spec §8).
+# 512x512 crops, 50 epochs, 4 GPUs x 4 images, AdamW lr 6e-5 wd 0.01, drop path 0.3 (method.md §8).
 # Weights (CKPT = a CMID pretraining checkpoint from tools/train.py):
 #   python tools/model_converters/export_cmid.py CKPT work_dirs/cmid_swin-b_backbone.pth
 #   bash tools/dist_train.sh \

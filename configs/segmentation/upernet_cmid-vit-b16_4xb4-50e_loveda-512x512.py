@@ -1,6 +1,6 @@
 # UperNet + FCN auxiliary head on a CMID ViT-B/16, LoveDA (7 classes, mmseg's protocol): 512x512
 # crops, 50 epochs, 4 GPUs x 4 images, AdamW lr 6e-5 wd 0.01 (the Swin-B recipe; the paper gives
-# none for ViT-B), drop path 0.1 (CMID spec §8).
+# none for ViT-B), drop path 0.1 (method.md §8).
 # Weights (CKPT = a CMID pretraining checkpoint from tools/train.py):
 #   python tools/model_converters/export_cmid.py CKPT work_dirs/cmid_vit-b16_backbone.pth \
 #       --mmseg-vit

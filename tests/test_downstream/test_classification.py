@@ -51,7 +51,7 @@ def _common(cfg, num_classes, data_root):
                         (cfg.val_dataloader, 'meta/val.txt')):
         assert loader.dataset.type == 'CustomDataset'
         assert (loader.dataset.data_root, loader.dataset.ann_file) == (data_root, ann)
-    # ImageNet statistics downstream (spec §2.3), RGB
+    # ImageNet statistics downstream (method.md §2.3), RGB
     assert cfg.data_preprocessor.mean == [123.675, 116.28, 103.53]
     assert cfg.data_preprocessor.to_rgb is True
     assert _types(cfg.val_dataloader.dataset.pipeline) == [

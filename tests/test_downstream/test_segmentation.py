@@ -81,7 +81,7 @@ def test_config_recipe(name):
     crop = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == 'RandomCrop']
     assert crop[0].crop_size == (512, 512)
     assert cfg.val_evaluator.iou_metrics == ['mIoU']
-    # schedule: 50 epochs (CMID spec §8)
+    # schedule: 50 epochs (method.md §8)
     assert (cfg.train_cfg.type, cfg.train_cfg.max_epochs) == ('EpochBasedTrainLoop', 50)
     opt = cfg.optim_wrapper.optimizer
     if bb == 'cmid-r50':

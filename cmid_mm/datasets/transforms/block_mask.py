@@ -1,4 +1,4 @@
-"""Block-wise random mask of a view, stored on the stride-4 token grid (CMID spec §2.4)."""
+"""Block-wise random mask of a view, stored on the stride-4 token grid (method.md §2.4)."""
 import math
 from typing import Tuple, Union
 

@@ -1,4 +1,4 @@
-"""Random resized crop that remembers where it cropped (CMID spec §2.1, §2.6)."""
+"""Random resized crop that remembers where it cropped (method.md §2.1, §2.6)."""
 from typing import Optional, Tuple
 
 import mmcv

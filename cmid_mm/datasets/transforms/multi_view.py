@@ -1,4 +1,4 @@
-"""Two augmented views of one image, with their masks and crop geometry (CMID spec §2)."""
+"""Two augmented views of one image, with their masks and crop geometry (method.md §2)."""
 import copy
 from typing import List, Sequence, Union
 

@@ -1,4 +1,4 @@
-"""Additive Gaussian pixel noise of view B (CMID spec §2.2), on an 8-bit or a per-band scale."""
+"""Additive Gaussian pixel noise of view B (method.md §2.2), on an 8-bit or a per-band scale."""
 from typing import Optional, Sequence, Tuple
 
 import numpy as np

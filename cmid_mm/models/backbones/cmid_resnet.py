@@ -1,4 +1,4 @@
-"""ResNet with CMID's mask token after the stride-4 stem (CMID spec §3)."""
+"""ResNet with CMID's mask token after the stride-4 stem (method.md §3)."""
 from typing import Optional
 
 import torch

@@ -1,4 +1,4 @@
-"""Vision Transformer with CMID's mask token after the patch embedding (CMID spec §3)."""
+"""Vision Transformer with CMID's mask token after the patch embedding (method.md §3)."""
 from typing import Optional
 
 import torch

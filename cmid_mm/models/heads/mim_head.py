@@ -1,4 +1,4 @@
-"""Pixel decoder and reconstruction losses of CMID's masked image modelling (spec §4, §5)."""
+"""Pixel decoder and reconstruction losses of CMID's MIM (method.md §4.1, §5.1)."""
 from typing import Dict, List, Optional, Union
 
 import torch

@@ -1,4 +1,4 @@
-"""MoCo-v2 InfoNCE with a FIFO queue of teacher keys (spec §5, ``L_global``)."""
+"""MoCo-v2 InfoNCE with a FIFO queue of teacher keys (method.md §5.2)."""
 from typing import List, Optional, Union
 
 import torch
@@ -54,7 +54,7 @@ class QueueContrastiveHead(BaseModule):
             keys enqueued at once (batch size x world size).
         temperature (float): softmax temperature.
         reference_queue_init (bool): initialise the queue as the reference code does (each
-            feature column normalised over the K keys, spec §9) instead of each key to unit
+            feature column normalised over the K keys, method.md §9) instead of each key to unit
             norm. Only matters until the queue has been refilled.
         init_cfg (dict or list[dict], optional): mmengine initialisation config.
     """

@@ -1,4 +1,4 @@
-"""DINO cross-entropy between student and teacher cell outputs (spec §5, ``L_local``)."""
+"""DINO cross-entropy between student and teacher cell outputs (method.md §5.4)."""
 import torch
 import torch.nn.functional as F
 from mmengine.dist import all_reduce

@@ -1,4 +1,4 @@
-"""Focal-L1 pixel loss of CMID's masked image modelling (spec §5, ``L_rec`` spatial term)."""
+"""Focal-L1 pixel loss of CMID's masked image modelling (method.md §5.1, spatial term)."""
 import torch
 from mmpretrain.registry import MODELS
 from torch import nn

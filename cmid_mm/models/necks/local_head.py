@@ -1,4 +1,4 @@
-"""DINO projection head on the position-matched cells of CMID (spec §4, local head)."""
+"""DINO projection head on the position-matched cells of CMID (method.md §4.3)."""
 from typing import List, Optional, Union
 
 import torch
@@ -18,7 +18,7 @@ class CMIDLocalHead(BaseModule):
     bottleneck is L2-normalised over channels; ``last_layer`` is a weight-normalised
     Conv1d(bottleneck, out, bias=False) whose magnitude ``g`` is fixed to 1 (not trained), so
     every output is a cosine similarity to one of ``out_channels`` prototypes. The convolutions
-    keep PyTorch's default initialisation (as the reference, spec §9).
+    keep PyTorch's default initialisation (as the reference, method.md §4.3).
 
     Args:
         in_channels (int): channels C of the cell features (backbone last stage).

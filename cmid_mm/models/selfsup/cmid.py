@@ -50,7 +50,7 @@ class CMID(BaseSelfSupervisor):
             to ``end_momentum`` (0.0 = decay 1.0) over all iterations.
         num_matches (int): student cells kept by position matching (20 of 7x7 in the paper).
         reference_offsets (bool): reproduce the reference code's crop-offset bug in position
-            matching (offsets as fractions, spec §2.6) to compare with its released models.
+            matching (offsets as fractions, method.md §2.6) to compare with its released models.
         loss_weights (dict): weights of ``loss_rec``, ``loss_global``, ``loss_local`` (1 each).
         joint_views (bool): run both views through the backbone in one pass (student and
             teacher), instead of one pass per view as the reference does. Same losses up to
@@ -128,7 +128,7 @@ class CMID(BaseSelfSupervisor):
         return neck([feat])[0]
 
     def _cells(self, data_samples: Sequence[DataSample], grid_hw: tuple, device):
-        """Cell centres (B, 2, h*w, 2) of both views in source pixels (spec §2.6)."""
+        """Cell centres (B, 2, h*w, 2) of both views in source pixels (method.md §2.6)."""
         boxes = _stack_field(data_samples, 'crop_bbox', device).float()
         flips = _stack_field(data_samples, 'flip', device).bool()
         src = _stack_field(data_samples, 'crop_src_shape', device).float() \

@@ -1,4 +1,4 @@
-"""The learnable mask token of CMID's student backbones (CMID spec §3).
+"""The learnable mask token of CMID's student backbones (method.md §3).
 
 The three masked backbones (ResNet, Swin, ViT) insert the token into the output of their
 stride-4 stem / patch embedding. They share the two fill rules here and the hook that lets them

@@ -1,4 +1,4 @@
-"""Mean fill of masked pixels (CMID spec §2.5)."""
+"""Mean fill of masked pixels (method.md §2.5)."""
 import torch
 
 

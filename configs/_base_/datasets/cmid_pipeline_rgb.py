@@ -1,4 +1,4 @@
-# CMID per-image pipeline for 8-bit RGB images (spec §2): two independent views A and B of each
+# CMID pipeline for 8-bit RGB images (method.md §2): two independent views A and B of each
 # image, each with its own block mask and crop geometry. Normalisation is not here: the model's
 # data preprocessor does it (and must set to_rgb=True: images stay BGR, mmcv's default, until
 # then).
@@ -29,7 +29,7 @@ block_mask = dict(
 # View A: geometry only, no colour augmentation.
 view_a = crop_and_flip + [block_mask]
 
-# View B: same geometry, then the colour / degradation augmentations at the spec's rates.
+# View B: same geometry, then the colour / degradation augmentations at the paper's rates.
 view_b = crop_and_flip + [
     dict(
         type='RandomApply',

@@ -1,4 +1,4 @@
-# CMID with a ResNet-50 student/teacher (spec §3-§5). Last-stage map: 2048 x 7 x 7 at 224 px.
+# CMID with a ResNet-50 student/teacher (method.md §3-§5). Last-stage map: 2048 x 7 x 7 at 224 px.
 model = dict(
     type='CMID',
     data_preprocessor=dict(
@@ -29,7 +29,7 @@ model = dict(
         bottleneck_channels=256,
         out_channels=2048,
         num_layers=3,
-        with_bn=True),  # BN in the local head for ResNet, not for Swin (spec §4)
+        with_bn=True),  # BN in the local head for ResNet, not for Swin (method.md §4)
     local_loss=dict(
         type='DINOLocalLoss',
         out_channels=2048,

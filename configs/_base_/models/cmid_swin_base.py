@@ -1,4 +1,4 @@
-# CMID with a Swin-B student/teacher (spec §3-§5). Last-stage map: 1024 x 7 x 7 at 224 px.
+# CMID with a Swin-B student/teacher (method.md §3-§5). Last-stage map: 1024 x 7 x 7 at 224 px.
 model = dict(
     type='CMID',
     data_preprocessor=dict(
@@ -30,7 +30,7 @@ model = dict(
         bottleneck_channels=256,
         out_channels=2048,
         num_layers=3,
-        with_bn=False),  # no BN in the local head for Swin (spec §4)
+        with_bn=False),  # no BN in the local head for Swin (method.md §4)
     local_loss=dict(
         type='DINOLocalLoss',
         out_channels=2048,

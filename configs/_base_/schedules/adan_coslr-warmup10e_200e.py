@@ -1,4 +1,4 @@
-# Reference optimisation recipe (spec §6): Adan, lr 1e-3 per 64 images (4e-3 at batch 256),
+# Reference optimisation recipe (method.md §6.3): Adan, lr 1e-3 per 64 images (4e-3 at batch 256),
 # no weight decay on biases / 1-D parameters / the mask token, 10-epoch linear warm-up from
 # 0.01x, then cosine to 1e-6 per iteration, 200 epochs, AMP, no gradient clipping.
 optim_wrapper = dict(

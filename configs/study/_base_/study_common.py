@@ -35,7 +35,7 @@ train_dataloader = dict(
         pipeline=[]))  # set by each method
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters)
-# Adan for every method (the CMID recipe's optimizer; lr 1e-3 per 64 images, spec §6), no
+# Adan for every method (the CMID recipe's optimizer; lr 1e-3 per 64 images, method.md §6.3), no
 # weight decay on 1-D parameters, float32 on CPU.
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -68,7 +68,7 @@ def test_g_fixed_and_gradients():
 
 
 def test_default_conv_init_kept():
-    """Spec §9: PyTorch's default init (kaiming-uniform, bound 1/sqrt(fan_in) for the bias)."""
+    """method.md §4.3: PyTorch's default init (kaiming-uniform, bound 1/sqrt(fan_in) for the bias)."""
     torch.manual_seed(0)
     head = _head(in_channels=64)
     head.init_weights()

@@ -1,5 +1,5 @@
 # Folder-per-class scene classification at 224 px with the paper's fine-tuning augmentation
-# (spec §8): RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 (timm's recipe, written
+# (method.md §8): RandAugment rand-m9-mstd0.5-inc1, random erasing 0.25 (timm's recipe, written
 # with mmpretrain's transforms as its own Swin/DeiT configs do). Mixup / CutMix are batch
 # augments of the model (model.train_cfg.augments) and label smoothing is the head's loss.
 # Inputs are normalised with ImageNet statistics, as the reference's downstream code did.

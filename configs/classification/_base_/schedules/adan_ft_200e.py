@@ -1,5 +1,5 @@
-# Fine-tuning schedule of the paper (spec §8): Adan, lr 3.125e-3, weight decay 0.02, 5 warm-up
-# epochs, 200 epochs. Not given by the spec, chosen here: batch 64 on one GPU (the lr is taken
+# Fine-tuning schedule of the paper (method.md §8): Adan, lr 3.125e-3, weight decay 0.02, 5 warm-up
+# epochs, 200 epochs. Not given by the paper, chosen here: batch 64 on one GPU (the lr is taken
 # to be for that batch; `--auto-scale-lr` rescales it), Adan's default betas (as in the
 # pretraining recipe), no decay on 1-D parameters (biases, norms) nor on Swin's position
 # tables, linear warm-up from 0.001x, then cosine to 1e-6 per iteration, float32

@@ -3,7 +3,7 @@
 # default ResNetV1c has a deep stem (stem.0..8) that would stay randomly initialised without
 # any error. `pretrained=None` because the mmseg base sets open-mmlab://resnet50_v1c and mmseg
 # refuses `pretrained` together with `init_cfg` (the top configs set backbone.init_cfg).
-# Inputs use mmseg's ImageNet mean / std, as the reference's downstream code (CMID spec §2).
+# Inputs use mmseg's ImageNet mean / std, as the reference's downstream code (method.md §2).
 _base_ = ['mmseg::_base_/models/upernet_r50.py']
 model = dict(
     data_preprocessor=dict(size=(512, 512)),  # pad training crops to 512x512

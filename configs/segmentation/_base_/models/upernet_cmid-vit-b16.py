@@ -5,7 +5,7 @@
 # attn.attn.in_proj_* / out_proj names), `patch_bias=True` (mmpretrain's patch embedding has a
 # bias) and `final_norm=True` (the pretrained final LayerNorm `ln1`). The 14x14 position
 # embedding of 224 px pretraining is resized bicubically to 32x32 for 512 px.
-# Inputs use mmseg's ImageNet mean / std, as the reference's downstream code (CMID spec §2).
+# Inputs use mmseg's ImageNet mean / std, as the reference's downstream code (method.md §2).
 _base_ = ['mmseg::_base_/models/upernet_vit-b16_ln_mln.py']
 model = dict(
     data_preprocessor=dict(size=(512, 512)),

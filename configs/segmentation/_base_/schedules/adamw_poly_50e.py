@@ -1,4 +1,4 @@
-# The paper's Swin-B segmentation schedule (CMID spec §8), also used for ViT-B: 50 epochs,
+# The paper's Swin-B segmentation schedule (method.md §8), also used for ViT-B: 50 epochs,
 # AdamW lr 6e-5, weight decay 0.01 (for 16 images per step), no decay on position embeddings,
 # relative-position bias tables, cls token and norms; linear warm-up over the first epoch, then
 # linear (poly, power 1) decay to 0 per iteration, as mmseg's Swin / ViT recipes.

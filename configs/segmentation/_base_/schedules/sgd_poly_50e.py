@@ -1,4 +1,4 @@
-# The paper's ResNet-50 segmentation schedule (CMID spec §8): 50 epochs, SGD lr 0.01,
+# The paper's ResNet-50 segmentation schedule (method.md §8): 50 epochs, SGD lr 0.01,
 # momentum 0.9, weight decay 1e-4 (for 16 images per step), poly decay (power 0.9) per iteration.
 optim_wrapper = dict(
     type='OptimWrapper',
