@@ -338,7 +338,7 @@ RSS_SCRIPT = textwrap.dedent('''
 
 def test_a_real_decompression_bomb_is_refused_without_allocating(tmp_path):
     """A real PNG of 20000 x 20000 zeros (about 400 KB): decoded, 400 MB. Refused, the peak
-    memory of the process grows by less than 50 MB; decoded (limit raised), by >= 380 MB."""
+    memory of the process grows by less than 50 MB; decoded (limit raised), by >= 200 MB."""
     path = str(tmp_path / 'zeros.png')
     png_of_zeros(path, HUGE, HUGE)
     assert osp.getsize(path) < 1_000_000
@@ -348,5 +348,8 @@ def test_a_real_decompression_bomb_is_refused_without_allocating(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     refused, decoded = [line.split() for line in proc.stdout.splitlines()[-2:]]
     assert refused[1:] == ['True', '1'] and int(refused[0]) < 50, proc.stdout
-    # the same file with the limit raised: decoded (a 1-band uint8 image, not skipped)
-    assert decoded[1:] == ['False', '0'] and int(decoded[0]) >= 380, proc.stdout
+    # the same file with the limit raised: decoded (a 1-band uint8 image, not skipped). The
+    # peak before decoding may already exceed the current RSS by what the imports held for a
+    # while (127 MB seen on a fresh CI machine), so the 381 MB image raises the peak by at
+    # least ~250 MB, not by all of it: still 5x the bound the refusal must stay under.
+    assert decoded[1:] == ['False', '0'] and int(decoded[0]) >= 200, proc.stdout
