@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from cmid_mm.engine import build_runner  # noqa: E402
-from cmid_mm.engine.checkpoint_guard import find_resumable_checkpoint  # noqa: E402
+from cmid_mm.utils.checkpoint_guard import find_resumable_checkpoint  # noqa: E402
 from cmid_mm.utils import (fix_dataloaders, load_config,  # noqa: E402
                            prepare_cpu_distributed, release_distributed)
 

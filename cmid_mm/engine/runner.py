@@ -8,7 +8,7 @@
    (it only served a GPU-count warning) and says so in the log.
 2. **A damaged file is refused before it is used.** Before a local checkpoint is loaded
    (``--resume PATH``, ``load_from``), every record's CRC is verified
-   (:func:`cmid_mm.engine.checkpoint_guard.checkpoint_problem`); a damaged file stops the run
+   (:func:`cmid_mm.utils.checkpoint_guard.checkpoint_problem`); a damaged file stops the run
    with its name, what is wrong and the newest intact checkpoint of its folder.
    (``--resume`` auto chooses the newest *intact* checkpoint itself, see ``tools/train.py``.)
 3. **No checkpoint with non-finite weights is written.** Before saving, every floating-point
@@ -24,6 +24,7 @@
 ``train.py`` uses it when the config sets ``runner_type = 'SafeRunner'`` (and imports
 ``cmid_mm`` through ``custom_imports``).
 """
+import importlib
 import logging
 import os.path as osp
 import re
@@ -35,7 +36,8 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from .checkpoint_guard import checkpoint_problem, find_resumable_checkpoint, runner_checkpoints
+from ..utils.checkpoint_guard import (checkpoint_problem, find_resumable_checkpoint,
+                                     runner_checkpoints)
 
 
 class CheckpointIntegrityError(RuntimeError):
@@ -206,9 +208,38 @@ class SafeRunner(Runner):
             raise FloatingPointError(f'{e} Checkpoints: ' + '; '.join(parts) + '.') from e
 
 
+# default scope -> the downstream parts a config of that scope may name
+_SCOPE_PARTS = {'mmseg': ('seg', 'changedet'), 'mmdet': ('det', ), 'opencd': ('changedet', )}
+
+
+def import_downstream_for_old_configs(cfg) -> List[str]:
+    """Register the downstream parts a pre-0.3 downstream config relied on ``cmid_mm`` for.
+
+    Before the split, ``custom_imports=dict(imports=['cmid_mm'])`` registered every downstream
+    module. A config of scope mmseg / mmdet / opencd that lists ``cmid_mm`` but no
+    ``cmid_mm.downstream.*`` part gets the parts of its scope imported, with a deprecation
+    warning saying what to list instead (kept for one release). Returns the imported parts.
+    """
+    imports = list((cfg.get('custom_imports') or {}).get('imports', []))
+    parts = _SCOPE_PARTS.get(cfg.get('default_scope'), ())
+    if 'cmid_mm' not in imports or not parts or any(
+            m.startswith('cmid_mm.downstream.') for m in imports):
+        return []
+    names = [f'cmid_mm.downstream.{p}' for p in parts]
+    for name in names:
+        importlib.import_module(name)
+    msg = (f"the config lists custom_imports=['cmid_mm'] for {cfg.default_scope} modules; since "
+           f'cmid_mm 0.3 `import cmid_mm` registers pretraining only: list {names} in '
+           'custom_imports (imported for you now; not in the next release)')
+    warnings.warn(msg, DeprecationWarning)
+    print_log(msg, logger='current', level=logging.WARNING)
+    return names
+
+
 def build_runner(cfg) -> Runner:
     """The runner of ``cfg``: :class:`SafeRunner` unless the config names another
     ``runner_type`` (built from the registry then; a warning if it is not a SafeRunner)."""
+    import_downstream_for_old_configs(cfg)
     if cfg.get('runner_type') in (None, 'SafeRunner'):
         return SafeRunner.from_cfg(cfg)
     runner = RUNNERS.build(cfg)

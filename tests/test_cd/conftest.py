@@ -2,7 +2,8 @@
 import pytest
 from mmengine.registry import DefaultScope
 
-import cmid_mm  # noqa: F401  (registers the cd modules in mmseg's registries)
+# registers the change-detection modules in mmseg's registries
+import cmid_mm.downstream.changedet  # noqa: F401
 from cd_utils import export_tiny_cmid
 
 

@@ -41,7 +41,7 @@ def test_the_expected_configs_exist():
 def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
     cfg = _config(name)
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports == dict(imports=['cmid_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.changedet'], allow_failed_imports=False)
     assert cfg.runner_type == 'SafeRunner'  # also under mmseg's / open-cd's train.py
     model = cfg.model
     assert model.type == 'SiamEncoderDecoder' and model.pretrained is None

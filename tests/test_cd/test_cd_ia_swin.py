@@ -4,7 +4,7 @@ import pytest
 import torch
 from mmseg.models.backbones import SwinTransformer
 
-from cmid_mm.cd import IA_SwinTransformer
+from cmid_mm.downstream.changedet import IA_SwinTransformer
 
 SMALL = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 1, 2, 2], window_size=3,
              pretrain_img_size=48, out_indices=(0, 1, 2, 3), drop_path_rate=0.)

@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import cmid_mm  # noqa: F401  (registers the CMID modules and the safe-loading allow-list)
-from cmid_mm.utils.export import export_checkpoint
+from cmid_mm.converters.export import export_checkpoint
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CFG_DIR = osp.join(REPO, 'configs', 'classification')

@@ -17,9 +17,9 @@ from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
-import cmid_mm  # noqa: F401  (registers DIORDataset and the safe-loading allow-list)
-from cmid_mm.downstream import DIOR_CLASSES
-from cmid_mm.utils.export import export_checkpoint
+import cmid_mm.downstream.det  # noqa: F401  (registers DIORDataset and the safe-loading allow-list)
+from cmid_mm.downstream.det import DIOR_CLASSES
+from cmid_mm.converters.export import export_checkpoint
 from test_weight_loading import CONFIGS as CMID_CONFIGS  # tiny CMID models
 from test_weight_loading import fast_base_lookup  # noqa: F401  (autouse fixture)
 
@@ -37,7 +37,7 @@ TINY_BOXES = {'train': [19, 24], 'val': [17], 'test': [28]}
 def test_config_recipe(config):
     cfg = Config.fromfile(config)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(imports=['cmid_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.det'], allow_failed_imports=False)
     model = cfg.model
     assert model.type == 'FasterRCNN' and model.neck.type == 'FPN'
     assert model.data_preprocessor.mean == [123.675, 116.28, 103.53]  # ImageNet, as the reference

@@ -11,7 +11,7 @@ from mmengine.registry import DefaultScope
 from mmseg.registry import HOOKS
 from mmseg.structures import SegDataSample
 
-import cmid_mm  # noqa: F401
+import cmid_mm.downstream.seg  # noqa: F401  (registers SegLabelCheckHook)
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 

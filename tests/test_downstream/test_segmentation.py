@@ -16,8 +16,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-import cmid_mm  # noqa: F401  (registers the datasets and the safe-loading allow-list)
-from cmid_mm.utils.export import export_checkpoint
+import cmid_mm.downstream.seg  # noqa: F401  (registers the datasets and the safe-loading allow-list)
+from cmid_mm.converters.export import export_checkpoint
 from test_weight_loading import CONFIGS as CMID_CONFIGS  # tiny CMID models
 from test_weight_loading import fast_base_lookup  # noqa: F401  (autouse fixture)
 
@@ -58,7 +58,7 @@ def test_config_recipe(name):
     backbone_type, weights, prefix, in_channels = BACKBONES[bb]
     cfg = Config.fromfile(osp.join(SEG, name))
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports == dict(imports=['cmid_mm'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.seg'], allow_failed_imports=False)
     model = cfg.model
     # weights: the documented override path model.backbone.init_cfg.checkpoint
     assert model.backbone.type == backbone_type

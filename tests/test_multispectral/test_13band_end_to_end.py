@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 import cmid_mm  # noqa: F401  (allow-lists Runner checkpoint globals for safe loading)
-from cmid_mm.utils.export import export_checkpoint
+from cmid_mm.converters.export import export_checkpoint
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 PRETRAIN = osp.join(REPO, 'configs', 'cmid_demo_resnet18_s2-13band.py')

@@ -65,7 +65,7 @@ def full_size_export(tmp_path_factory):
     import torch
     from mmpretrain.registry import MODELS as PRETRAIN_MODELS
 
-    from cmid_mm.utils.export import export_checkpoint, to_mmseg_vit
+    from cmid_mm.converters.export import export_checkpoint, to_mmseg_vit
     cfgs = {
         'r50': dict(type='CMIDResNet', depth=50, out_indices=(3, )),
         'swin-b': dict(type='CMIDSwinTransformer', arch='base', img_size=224,

@@ -166,13 +166,13 @@ def test_open_cd_train_runs_swin_changer_from_cmid_weights(opencd_root, opencd_e
 
 def test_our_mmseg_cd_config_runs_through_open_cd_with_all_of_open_cd_registered(
         opencd_root, opencd_env, cmid_r18_export, tmp_path):
-    """configs/changedet (default_scope mmseg, cmid_mm.cd's models) with every open-cd module
+    """configs/changedet (default_scope mmseg, cmid_mm.downstream.changedet's models) with every open-cd module
     imported (its SiamEncoderDecoder, LEVIR_CD_Dataset, ... registered beside ours), run by
     open-cd's tools/train.py: no clash, the mmseg-scope names resolve to cmid_mm's classes."""
     user_cfg = tmp_path / 'cfg.py'
     user_cfg.write_text(
         f"_base_ = [{osp.join(REPO, 'configs', 'changedet', 'cmid_r50_upernet_levir-cd.py')!r}]\n"
-        "custom_imports = dict(imports=['cmid_mm', 'opencd.models', 'opencd.datasets', "
+        "custom_imports = dict(imports=['cmid_mm.downstream.changedet', 'opencd.models', 'opencd.datasets', "
         "'opencd.engine', 'opencd.evaluation', 'opencd.visualization'], "
         "allow_failed_imports=False)\n")
     options = ['model.backbone.depth=18', 'model.decode_head.in_channels=[128,256,512,1024]',
@@ -194,7 +194,7 @@ def test_our_mmseg_cd_config_runs_through_open_cd_with_all_of_open_cd_registered
     import cmid_mm  # noqa: F401
     meta = torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=True)['meta']
     assert "default_scope = 'mmseg'" in meta['cfg']
-    from cmid_mm.cd import SiamEncoderDecoder
+    from cmid_mm.downstream.changedet import SiamEncoderDecoder
     from mmseg.registry import MODELS as MMSEG_MODELS
     from opencd.registry import MODELS as OPENCD_MODELS
     assert MMSEG_MODELS.get('SiamEncoderDecoder') is SiamEncoderDecoder

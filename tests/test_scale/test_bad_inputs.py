@@ -31,7 +31,7 @@ from cmid_mm.datasets import RSImageFolder
 from cmid_mm.datasets.transforms import BlockMaskGenerator, LoadRSImageFromFile
 from cmid_mm.datasets.transforms.loading import BadImageError
 from cmid_mm.models.heads import QueueContrastiveHead
-from cmid_mm.utils.arch_check import (CheckpointArchMismatch, backbone_weights,
+from cmid_mm.converters.arch_check import (CheckpointArchMismatch, backbone_weights,
                                       check_backbone_checkpoint)
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import cmid_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint globals)
 from cmid_mm.datasets.transforms import PerSampleSeed
-from cmid_mm.engine.checkpoint_guard import checkpoint_problem, find_resumable_checkpoint
+from cmid_mm.utils.checkpoint_guard import checkpoint_problem, find_resumable_checkpoint
 from cmid_mm.engine.hooks import ExactResumeHook
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, osp.dirname(__file__))
 from test_model_converters import _reference_layout, _tiny_cmid, _tool  # noqa: E402
 
-from cmid_mm.utils.reference_import import (ReferenceStub, load_reference_file,  # noqa: E402
+from cmid_mm.converters.reference_import import (ReferenceStub, load_reference_file,  # noqa: E402
                                             reference_progress)
 
 CALLED = []  # code of the look-alike classes appends here if it ever runs during a load

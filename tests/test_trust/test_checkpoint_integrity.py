@@ -18,7 +18,7 @@ from mmengine.hooks import Hook
 
 import cmid_mm  # noqa: F401
 from cmid_mm.engine import CheckpointIntegrityError, NonFiniteStateError
-from cmid_mm.engine.checkpoint_guard import checkpoint_problem, find_resumable_checkpoint
+from cmid_mm.utils.checkpoint_guard import checkpoint_problem, find_resumable_checkpoint
 from toy_runner import safe_runner
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

@@ -54,7 +54,7 @@ def build_backbone(cfg):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from cmid_mm.utils.arch_check import CheckpointArchMismatch, check_backbone_checkpoint
+    from cmid_mm.converters.arch_check import CheckpointArchMismatch, check_backbone_checkpoint
     from cmid_mm.utils.config import load_config
 
     cfg = load_config(args.config)

@@ -16,13 +16,13 @@ import sys
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 
 import torch  # noqa: E402
-from cmid_mm.utils.export import (describe_backbone_config, export_checkpoint,  # noqa: E402
+from cmid_mm.converters.export import (describe_backbone_config, export_checkpoint,  # noqa: E402
                                   to_mmseg_vit)
 
 
 def describe_arch(meta: dict) -> str:
     """Backbone type/arch from the config text mmengine stores in checkpoint meta (parsed, never
-    executed: see :func:`cmid_mm.utils.export.describe_backbone_config`)."""
+    executed: see :func:`cmid_mm.converters.export.describe_backbone_config`)."""
     text = meta.get('cfg')
     if not isinstance(text, str):
         return 'unknown (no config in checkpoint meta)'
@@ -41,7 +41,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
-    from cmid_mm.engine.checkpoint_guard import checkpoint_problem
+    from cmid_mm.utils.checkpoint_guard import checkpoint_problem
     problem = checkpoint_problem(args.checkpoint)
     if problem is not None and problem.startswith('is not a torch zip'):
         print(f'note: {args.checkpoint} {problem}; exporting it unchecked')

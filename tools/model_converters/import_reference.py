@@ -27,8 +27,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 import torch  # noqa: E402
 from mmengine.logging import MessageHub  # noqa: E402
 
-from cmid_mm.utils.export import export_checkpoint  # noqa: E402
-from cmid_mm.utils.reference_import import (backbone_only, convert_full_state,  # noqa: E402
+from cmid_mm.converters.export import export_checkpoint  # noqa: E402
+from cmid_mm.converters.reference_import import (backbone_only, convert_full_state,  # noqa: E402
                                             is_full_training_file, load_reference_file,
                                             reference_progress)
 

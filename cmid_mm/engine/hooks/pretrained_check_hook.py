@@ -79,7 +79,7 @@ def load_state_dict_from(path: str) -> 'OrderedDict[str, torch.Tensor]':
     ``model`` entry when there is one, else the top level.
     """
     if osp.isfile(path):
-        from ..checkpoint_guard import checkpoint_problem
+        from ...utils.checkpoint_guard import checkpoint_problem
         problem = checkpoint_problem(path)
         # a damaged record (bad CRC) loads as whatever bytes it now holds, into the model and
         # here alike: equal values would prove nothing

@@ -28,7 +28,7 @@ from typing import Optional
 import torch
 import torch._weights_only_unpickler as _wo
 
-from .checkpoint import register_safe_globals, safe_globals
+from ..utils.checkpoint import register_safe_globals, safe_globals
 
 
 class ReferenceStub:

@@ -2,7 +2,10 @@
 
 open-cd is on no package registry, so cmid_mm provides the pieces its configs name, registered
 in **mmseg's** registries (``default_scope='mmseg'``): an open-cd config ports by changing its
-scope (``opencd`` -> ``mmseg``), with ``custom_imports=dict(imports=['cmid_mm'])``.
+scope (``opencd`` -> ``mmseg``), with
+``custom_imports=dict(imports=['cmid_mm.downstream.changedet'])``.
+Laid out as open-cd's package: ``datasets/`` (datasets, transforms), ``models/``,
+``evaluation/``.
 
 - ``DualInputSegDataPreProcessor``: per-date colour order / mean / std, then mmseg padding;
 - ``SiamEncoderDecoder``: one shared backbone on both dates, a neck fuses, mmseg heads decode;
@@ -18,16 +21,17 @@ scope (``opencd`` -> ``mmseg``), with ``custom_imports=dict(imports=['cmid_mm'])
 ``CDIoUMetric`` and ``IA_SwinTransformer`` also serve open-cd configs
 (``default_scope='opencd'``) as ``mmseg.CDIoUMetric`` / ``mmseg.IA_SwinTransformer``.
 """
-from .bit_head import BITHead
-from .data_preprocessor import DualInputSegDataPreProcessor
-from .datasets import BaseCDFolderDataset, CDD_Dataset, LEVIR_CD_Dataset
-from .fusion_neck import FeatureFusionNeck
-from .ia_swin import IA_SwinTransformer
-from .metrics import CDIoUMetric
-from .siam_encoder_decoder import SiamEncoderDecoder
-from .transforms import (MultiImgLoadAnnotations, MultiImgLoadImageFromFile,
-                         MultiImgPackSegInputs, MultiImgRandomCrop, MultiImgRandomFlip,
-                         MultiImgResize)
+from ...utils.version_guard import check_downstream
+
+check_downstream('changedet')
+
+# flake8: noqa: E402
+from .datasets import (BaseCDFolderDataset, CDD_Dataset, LEVIR_CD_Dataset,
+                       MultiImgLoadAnnotations, MultiImgLoadImageFromFile, MultiImgPackSegInputs,
+                       MultiImgRandomCrop, MultiImgRandomFlip, MultiImgResize)
+from .evaluation import CDIoUMetric
+from .models import (BITHead, DualInputSegDataPreProcessor, FeatureFusionNeck,
+                     IA_SwinTransformer, SiamEncoderDecoder)
 
 __all__ = [
     'BITHead', 'CDIoUMetric', 'IA_SwinTransformer', 'DualInputSegDataPreProcessor',

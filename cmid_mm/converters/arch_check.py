@@ -13,7 +13,7 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from cmid_mm.utils.export import DROPPED_KEYS, DROPPED_SUFFIXES
+from .export import DROPPED_KEYS, DROPPED_SUFFIXES
 
 # Keys loaders ignore or rebuild (the CMID mask token, Swin buffers derived from the window
 # size), so a difference in them is not a mismatch.

@@ -1,0 +1,3 @@
+from .metrics import CDIoUMetric
+
+__all__ = ['CDIoUMetric']
