@@ -2,6 +2,7 @@
 # One-command environment for cmid_mm on a CPU machine (Debian 12, Python 3.11).
 #
 #   bash tools/setup_env.sh            # creates ./.venv and installs everything
+#   CMID_PRETRAIN_ONLY=1 bash tools/setup_env.sh   # only what pretraining needs (~2 min)
 #   CMID_OPENCD=/path/to/open-cd bash tools/setup_env.sh   # ... and open-cd from its checkout
 #
 # Order: torch + torchvision -> build requirements -> mmcv 2.1.0 with compiled ops (built once
@@ -21,6 +22,11 @@
 #   CMID_TEST_SERVICES=1   also install the system services that tests start for real (Slurm +
 #                          munge, via tools/install_test_services.sh; needs root and apt-get,
 #                          says so and goes on without them otherwise)
+#   CMID_PRETRAIN_ONLY=1   only the pretraining stack: torch, mmcv WITHOUT compiled ops (builds in
+#                          about a minute instead of ~12), mmengine, mmpretrain. Enough for
+#                          pretraining, export and scene classification; not for
+#                          mmseg / mmdet / change detection (cmid_mm.downstream.*), which need
+#                          mmcv with ops: run again without it to get the full stack.
 #   CMID_OPENCD=DIR        also install open-cd (the OpenMMLab change-detection toolbox, on no
 #                          package registry) from its source checkout DIR: DIR is copied to a
 #                          temporary folder (pip builds in the source folder, which may be
@@ -90,18 +96,33 @@ step "build requirements (requirements/build.txt)"
 pip_ install -q -r "$REPO/requirements/build.txt"
 
 # ---------------------------------------------------------------- mmcv with ops
+PRETRAIN_ONLY="${CMID_PRETRAIN_ONLY:-0}"
+if [[ "$PRETRAIN_ONLY" == 1 && -n "$OPENCD_SRC" ]]; then
+  echo "ERROR: CMID_PRETRAIN_ONLY=1 and CMID_OPENCD: open-cd needs the full stack" >&2; exit 1
+fi
 MMCV_OK="import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'"
+if [[ "$PRETRAIN_ONLY" == 1 ]]; then
+  MMCV_OK="import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'"
+  WITH_OPS=0; FLAVOUR="mmcv-$MMCV_VERSION-noops"
+else
+  WITH_OPS=1; FLAVOUR="mmcv-$MMCV_VERSION"
+fi
 if have "$MMCV_OK"; then
   step "mmcv $MMCV_VERSION with compiled ops already installed: kept"
 elif [[ "${CMID_USE_ACTIVE_ENV:-0}" == 1 ]] && have "import mmcv.ops"; then
   step "mmcv $("$PY" -c 'import mmcv; print(mmcv.__version__)') with ops already installed: kept"
 else
   key="$("$PY" -c 'import sys, torch; print(f"torch{torch.__version__}-py{sys.version_info[0]}{sys.version_info[1]}")')"
-  wheel_dir="$CACHE/mmcv-$MMCV_VERSION/$key"
-  wheel="$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
+  wheel_dir="$CACHE/$FLAVOUR/$key"
+  wheel="$(ls "$wheel_dir"/mmcv*-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)"
   if [[ -z "$wheel" ]]; then
     step "no cached mmcv wheel in $wheel_dir: building mmcv $MMCV_VERSION from its sdist"
-    echo "  this compiles 77 C++ files and takes ~12 minutes on 2 cores; progress is printed."
+    if [[ "$WITH_OPS" == 1 ]]; then
+      echo "  this compiles 77 C++ files and takes ~12 minutes on 2 cores; progress is printed."
+    else
+      echo "  without compiled ops (CMID_PRETRAIN_ONLY=1): pure Python, about a minute (mmcv's"
+      echo "  setup.py names that build mmcv-lite; cmid_mm's version check accepts it)."
+    fi
     build="$(mktemp -d)"
     trap 'rm -rf "$build"' EXIT
     pip_ download -q --no-deps --no-build-isolation --no-binary :all: -d "$build" "mmcv==$MMCV_VERSION"
@@ -113,7 +134,7 @@ else
     echo "  patched $n occurrence(s) of -std=c++17 -> -std=c++20 in setup.py"
     mkdir -p "$wheel_dir"
     log="$build/build.log"
-    ( MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
+    ( MMCV_WITH_OPS="$WITH_OPS" FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
         "$PY" -m pip wheel --no-deps --no-build-isolation -w "$wheel_dir" "$src" >"$log" 2>&1 ) &
     pid=$!
     total=$(ls "$src"/mmcv/ops/csrc/pytorch/*.cpp "$src"/mmcv/ops/csrc/pytorch/cpu/*.cpp | wc -l)
@@ -127,7 +148,7 @@ else
       tail -n 40 "$log" >&2
       exit 1
     fi
-    wheel="$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl | head -n1)"
+    wheel="$(ls "$wheel_dir"/mmcv*-"$MMCV_VERSION"-*.whl | head -n1)"
     step "built and cached $wheel"
   else
     step "installing cached mmcv wheel $wheel"
@@ -138,9 +159,15 @@ else
 fi
 
 # ---------------------------------------------------------------- OpenMMLab + requirements
-step "OpenMMLab pins (requirements/mminstall.txt), runtime and test requirements"
-pip_ install -q -r "$REPO/requirements/mminstall.txt" -r "$REPO/requirements/runtime.txt" \
-  -r "$REPO/requirements/tests.txt"
+if [[ "$PRETRAIN_ONLY" == 1 ]]; then
+  step "OpenMMLab pretraining pins (requirements/pretrain.txt), runtime and test requirements"
+  pip_ install -q -r "$REPO/requirements/pretrain.txt" -r "$REPO/requirements/runtime.txt" \
+    -r "$REPO/requirements/tests.txt"
+else
+  step "OpenMMLab pins (requirements/mminstall.txt), runtime and test requirements"
+  pip_ install -q -r "$REPO/requirements/mminstall.txt" -r "$REPO/requirements/runtime.txt" \
+    -r "$REPO/requirements/tests.txt"
+fi
 
 step "cmid_mm itself (editable)"
 pip_ install -q --no-deps --no-build-isolation -e "$REPO"
@@ -194,6 +221,14 @@ fi
 
 # ---------------------------------------------------------------- check
 step "checking the stack"
+if [[ "$PRETRAIN_ONLY" == 1 ]]; then
+  "$PY" - <<'EOF'
+import torch, mmcv, mmengine, mmpretrain, cmid_mm
+print(f'  ok (pretraining only): torch {torch.__version__}, mmcv {mmcv.__version__} (no '
+      f'compiled ops), mmengine {mmengine.__version__}, mmpretrain {mmpretrain.__version__}, '
+      f'cmid_mm {cmid_mm.__version__}')
+EOF
+else
 "$PY" - <<'EOF'
 import torch
 from mmcv.ops import nms, RoIAlign
@@ -206,6 +241,7 @@ print(f'  ok: torch {torch.__version__}, mmcv {mmcv.__version__} (CPU ops run), 
       f'mmengine {mmengine.__version__}, mmpretrain {mmpretrain.__version__}, '
       f'mmseg {mmseg.__version__}, mmdet {mmdet.__version__}, cmid_mm {cmid_mm.__version__}')
 EOF
+fi
 if [[ "${CMID_TEST_SERVICES:-0}" == 1 ]]; then
   step "test services (CMID_TEST_SERVICES=1): bash tools/install_test_services.sh"
   bash "$REPO/tools/install_test_services.sh"
