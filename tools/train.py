@@ -81,6 +81,10 @@ def merge_args(cfg: Config, args) -> Config:
         cfg.optim_wrapper.pop('loss_scale', None)
         cfg.optim_wrapper.pop('dtype', None)
 
+    # A Slurm job that was requeued (preemption, `scontrol requeue`) resumes by itself, however
+    # it was launched: tools/slurm_train.sh, a plain srun, or `mim train --launcher slurm`.
+    if int(os.environ.get('SLURM_RESTART_COUNT', '0') or 0) > 0 and args.launcher == 'slurm':
+        args.resume = 'auto'
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

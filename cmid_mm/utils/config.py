@@ -3,11 +3,17 @@ import os.path as osp
 
 from mmengine.config import Config
 
+from .package_configs import enable_package_configs, package_configs_dir
+
+# `_base_ = 'cmid_mm::...'` works in any process that imported cmid_mm (package_configs.py).
+enable_package_configs()
+
 
 def load_config(path: str) -> Config:
     """``Config.fromfile`` with a clear error for a missing or unreadable config file."""
+    enable_package_configs()
     if not osp.isfile(path):
-        here = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs')
+        here = osp.realpath(package_configs_dir())
         raise FileNotFoundError(
             f'config file {path!r} does not exist (cwd: {osp.abspath(".")}). '
             f'Pass the path of a config file, e.g. one under {here}.')
