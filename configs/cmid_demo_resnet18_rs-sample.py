@@ -8,33 +8,12 @@ _base_ = [
     '_base_/models/cmid_resnet50.py',
     '_base_/schedules/adan_coslr-warmup10e_200e.py',
     '_base_/default_runtime.py',
+    '_base_/datasets/cmid_views.py',  # crop_and_flip, colour_aug: the CMID view transforms
 ]
 
 crop_size = 128
-crop_and_flip = [
-    dict(
-        type='RandomResizedCropWithBox',
-        scale=crop_size,
-        crop_ratio_range=(0.3, 1.0),
-        aspect_ratio_range=(3. / 4., 4. / 3.),
-        interpolation='bicubic',
-        backend='pillow'),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-]
+crop_and_flip = [dict(_base_.crop_and_flip[0], scale=crop_size), _base_.crop_and_flip[1]]
 block_mask = dict(type='BlockMaskGenerator', input_size=crop_size, block_size=32, mask_ratio=0.6)
-colour_aug = [
-    dict(
-        type='RandomApply',
-        transforms=[
-            dict(type='ColorJitter', brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)
-        ],
-        prob=0.8),
-    dict(type='GaussianBlur', magnitude_range=(0.1, 2.0), magnitude_std='inf', prob=1.0),
-    dict(type='RandomGaussianNoise', prob=0.6, var_range=(10., 50.)),
-    dict(type='Solarize', thr=128, prob=0.2),
-    dict(type='RandomGrayscale', prob=0.2, keep_channels=True,
-         channel_weights=(0.114, 0.587, 0.2989)),
-]
 train_pipeline = [
     dict(type='PerSampleSeed'),  # augmentation = f(seed, epoch, sample): exact resume
     # 8-bit 3-band files only: anything else (unreadable, grey, RGBA, 16-bit, N-band) stops
@@ -43,7 +22,8 @@ train_pipeline = [
     dict(
         type='CMIDMultiView',
         num_views=[1, 1],
-        transforms=[crop_and_flip + [block_mask], crop_and_flip + colour_aug + [block_mask]]),
+        transforms=[crop_and_flip + [block_mask],
+                    crop_and_flip + _base_.colour_aug + [block_mask]]),
     dict(
         type='PackInputs',
         algorithm_keys=['crop_bbox', 'crop_src_shape', 'flip'],
@@ -70,7 +50,7 @@ model = dict(
     global_head=dict(feat_dim=128, queue_len=1024),
     local_neck=dict(
         in_channels=512, hid_channels=512, bottleneck_channels=128, out_channels=1024),
-    local_loss=dict(out_channels=1024, warmup_teacher_temp_epochs=5),
+    local_head=dict(out_channels=1024, warmup_teacher_temp_epochs=5),
     num_matches=6)
 
 max_epochs = 20

@@ -14,18 +14,9 @@ _base_ = ['./cmid_demo_resnet18_rs-sample.py']
 band_names = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09', 'B10',
               'B11', 'B12']
 num_bands = len(band_names)
-crop_size = 128
-crop_and_flip = [
-    dict(
-        type='RandomResizedCropWithBox',
-        scale=crop_size,
-        crop_ratio_range=(0.3, 1.0),
-        aspect_ratio_range=(3. / 4., 4. / 3.),
-        interpolation='bicubic',
-        backend='cv2'),  # float32 bands, resized 4 at a time
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-]
-block_mask = dict(type='BlockMaskGenerator', input_size=crop_size, block_size=32, mask_ratio=0.6)
+# The RGB demo's views (crop_size 128, block mask), resized with cv2: float32 bands, 4 at a time.
+crop_and_flip = [dict(_base_.crop_and_flip[0], backend='cv2'), _base_.crop_and_flip[1]]
+block_mask = _base_.block_mask
 # Per-band mean / std of data/s2_13band (data/s2_13band/band_stats.json, from
 # tools/analysis_tools/band_stats.py), file band order: the normalisation, and the noise scale.
 band_mean = [1464.91, 1186.24, 953.34, 776.03, 894.05, 1163.70, 1280.95, 1255.00, 1349.33,
@@ -44,8 +35,8 @@ band_aug = [
 train_pipeline = [
     dict(type='PerSampleSeed'),
     # uint16 13-band GeoTIFFs (checked), converted to float32 after the checks
-    dict(type='LoadRSImageFromFile', channels=num_bands, dtype='uint16', min_size=crop_size,
-         tiff_reader='tifffile', band_names=band_names, to_float32=True),
+    dict(type='LoadRSImageFromFile', channels=num_bands, dtype='uint16',
+         min_size=_base_.crop_size, tiff_reader='tifffile', band_names=band_names, to_float32=True),
     dict(
         type='CMIDMultiView',
         num_views=[1, 1],

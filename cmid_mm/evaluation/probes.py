@@ -1,6 +1,6 @@
 """Frozen-feature probes in torch: linear (multinomial logistic regression), k-NN, metrics.
 
-Used by ``tools/analysis_tools/learning_signal_study.py``; no scikit-learn needed.
+Used by ``projects/benchmarks/learning_signal_study.py``; no scikit-learn needed.
 
 * :func:`fit_logistic` fits ``softmax(x W + b)`` by full-batch L-BFGS on the mean (optionally
   class-balanced) cross-entropy plus ``l2 / 2 * ||W||^2`` (the bias is not penalised).

@@ -9,14 +9,8 @@ _base_ = [
     './_base_/models/cmid_bit_r50.py',
     './_base_/datasets/cdd.py',
     './_base_/schedules/sgd_linear_200ep_cdd.py',
-    'mmseg::_base_/default_runtime.py',
+    './_base_/cd_runtime.py',
 ]
-custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
-# SafeRunner (cmid_mm) also when another toolbox's train.py (mmseg's, open-cd's) builds the runner
-runner_type = 'SafeRunner'
-# Stop before training if the backbone's Pretrained weights did not all load (compared by
-# value with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
-custom_hooks = [dict(type='PretrainedLoadCheckHook')]
 
 # CMID weights (export_cmid.py output, keys `backbone.*`). Copied into the model when the
 # config is read: override model.backbone.init_cfg.checkpoint=PATH.

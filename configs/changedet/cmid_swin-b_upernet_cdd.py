@@ -4,20 +4,4 @@
 #       model.backbone.init_cfg.checkpoint=work_dirs/cmid_swin-b_backbone.pth \
 #       train_dataloader.dataset.data_root=/data/CDD val_dataloader.dataset.data_root=/data/CDD \
 #       test_dataloader.dataset.data_root=/data/CDD
-_base_ = [
-    './_base_/models/cmid_siam_upernet_swin-b.py',
-    './_base_/datasets/cdd.py',
-    './_base_/schedules/adamw_poly_40k.py',
-    'mmseg::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
-# SafeRunner (cmid_mm) also when another toolbox's train.py (mmseg's, open-cd's) builds the runner
-runner_type = 'SafeRunner'
-# Stop before training if the backbone's Pretrained weights did not all load (compared by
-# value with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
-custom_hooks = [dict(type='PretrainedLoadCheckHook')]
-
-# CMID weights (export_cmid.py output); mmseg's Swin strips `backbone.` itself. Copied into
-# the model when the config is read: override model.backbone.init_cfg.checkpoint=PATH.
-checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
-model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)))
+_base_ = ['./_base_/cmid_swin-b_upernet_40k.py', './_base_/datasets/cdd.py']

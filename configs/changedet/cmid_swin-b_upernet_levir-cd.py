@@ -5,22 +5,4 @@
 #       train_dataloader.dataset.data_root=/data/LEVIR-CD \
 #       val_dataloader.dataset.data_root=/data/LEVIR-CD \
 #       test_dataloader.dataset.data_root=/data/LEVIR-CD
-_base_ = [
-    './_base_/models/cmid_siam_upernet_swin-b.py',
-    './_base_/datasets/levir_cd.py',
-    './_base_/schedules/adamw_poly_40k.py',
-    'mmseg::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
-# SafeRunner (cmid_mm) also when another toolbox's train.py (mmseg's, open-cd's) builds the runner
-runner_type = 'SafeRunner'
-# Stop before training if the backbone's Pretrained weights did not all load (compared by
-# value with the file; see cmid_mm/engine/hooks/pretrained_check_hook.py).
-custom_hooks = [dict(type='PretrainedLoadCheckHook')]
-
-# CMID weights (tools/model_converters/export_cmid.py output, keys `backbone.*`, without
-# relative_position_index buffers, so any window size loads). mmseg's Swin strips the
-# `backbone.` prefix itself. Copied into the model when the config is read: override
-# model.backbone.init_cfg.checkpoint=PATH.
-checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
-model = dict(backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)))
+_base_ = ['./_base_/cmid_swin-b_upernet_40k.py', './_base_/datasets/levir_cd.py']

@@ -14,7 +14,8 @@ _base_ = [
     'mmdet::_base_/schedules/schedule_1x.py',
     'mmdet::_base_/default_runtime.py',
 ]
-custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+# cmid_mm.downstream.det registers DIORDataset; it imports cmid_mm (SafeRunner, the hook below)
+custom_imports = dict(imports=['cmid_mm.downstream.det'], allow_failed_imports=False)
 # mmengine's Runner plus cmid_mm's checkpoint guarantees (no code from checkpoints, CRC-checked
 # loads, no non-finite saves; SECURITY.md), also under another toolbox's tools/train.py.
 runner_type = 'SafeRunner'

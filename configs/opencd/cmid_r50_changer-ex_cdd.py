@@ -13,22 +13,13 @@
 _base_ = [
     './_base_/models/cmid_changer-ex_r50.py',
     './_base_/common/cdd_256x256_40k.py',
+    './_base_/changer-ex_aug.py',
 ]
 
-# ChangerEx's training augmentation (open-cd's changer_ex_* configs), without the crop:
-# CDD pairs are 256 px
+# ChangerEx's training augmentation (_base_/changer-ex_aug.py) without the crop: CDD pairs
+# are 256 px
 train_pipeline = [
-    dict(type='MultiImgLoadImageFromFile'),
-    dict(type='MultiImgLoadAnnotations'),
-    dict(type='MultiImgRandomRotFlip', rotate_prob=0.5, flip_prob=0.5, degree=(-20, 20)),
-    dict(type='MultiImgExchangeTime', prob=0.5),
-    dict(
-        type='MultiImgPhotoMetricDistortion',
-        brightness_delta=10,
-        contrast_range=(0.8, 1.2),
-        saturation_range=(0.8, 1.2),
-        hue_delta=10),
-    dict(type='MultiImgPackSegInputs')
+    t for t in _base_.changer_ex_train_pipeline if t['type'] != 'MultiImgRandomCrop'
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 

@@ -14,24 +14,11 @@
 _base_ = [
     './_base_/models/cmid_changer-ex_r50.py',
     './_base_/common/levircd_512x512_40k.py',
+    './_base_/changer-ex_aug.py',
 ]
 
-# ChangerEx's training augmentation (open-cd's changer_ex_* configs)
-crop_size = (512, 512)
-train_pipeline = [
-    dict(type='MultiImgLoadImageFromFile'),
-    dict(type='MultiImgLoadAnnotations'),
-    dict(type='MultiImgRandomRotFlip', rotate_prob=0.5, flip_prob=0.5, degree=(-20, 20)),
-    dict(type='MultiImgRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='MultiImgExchangeTime', prob=0.5),
-    dict(
-        type='MultiImgPhotoMetricDistortion',
-        brightness_delta=10,
-        contrast_range=(0.8, 1.2),
-        saturation_range=(0.8, 1.2),
-        hue_delta=10),
-    dict(type='MultiImgPackSegInputs')
-]
+# ChangerEx's training augmentation (_base_/changer-ex_aug.py)
+train_pipeline = _base_.changer_ex_train_pipeline
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 # ChangerEx's optimiser (open-cd's changer_ex_r18 / _s50): AdamW lr 5e-3, wd 0.05

@@ -11,19 +11,8 @@
 # Best checkpoint: highest F1 of the `changed` class (best_changed_F1_iter_*.pth).
 _base_ = [
     './_base_/models/cmid_bit_swin-b.py',
-    './_base_/common/cdd_256x256_40k.py',
+    './_base_/common/cdd_256x256_200ep.py',
 ]
-
-# The CMID paper's change-detection protocol: BIT on CDD for 200 epochs with BIT's recipe,
-# counted in iterations: 10 000 training pairs / batch 8 = 1250 per epoch -> 250 000; SGD
-# lr 0.01 (schedule_40k's), linear decay to 0; validation and a checkpoint every 10 epochs.
-max_iters = 250000
-interval = 12500
-param_scheduler = [
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=0, end=max_iters, by_epoch=False)
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=interval)
-default_hooks = dict(checkpoint=dict(interval=interval))
 
 optim_wrapper = dict(
     paramwise_cfg=dict(

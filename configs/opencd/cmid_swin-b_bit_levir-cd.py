@@ -12,20 +12,9 @@
 _base_ = [
     './_base_/models/cmid_bit_swin-b.py',
     './_base_/common/levircd_256x256_40k.py',
+    './_base_/schedules/swin-b_adamw_40k.py',
 ]
 
-# mmseg's Swin fine-tuning recipe: AdamW lr 6e-5, wd 0.01 (none on relative-position tables and
-# norms), 1500 warm-up iterations, then linear decay to 0 at 40k
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        custom_keys={
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=40000, by_epoch=False)
-]
+# mmseg's Swin fine-tuning recipe (_base_/schedules/swin-b_adamw_40k.py)
+optim_wrapper = dict(_base_.swin_b_optim_wrapper, _delete_=True)
+param_scheduler = _base_.swin_b_param_scheduler

@@ -13,37 +13,17 @@
 _base_ = [
     './_base_/models/cmid_changer-ex_swin-b.py',
     './_base_/common/cdd_256x256_40k.py',
+    './_base_/schedules/swin-b_adamw_40k.py',
+    './_base_/changer-ex_aug.py',
 ]
 
-# ChangerEx's training augmentation (open-cd's changer_ex_* configs), without the crop:
-# CDD pairs are 256 px
+# ChangerEx's training augmentation (_base_/changer-ex_aug.py) without the crop: CDD pairs
+# are 256 px
 train_pipeline = [
-    dict(type='MultiImgLoadImageFromFile'),
-    dict(type='MultiImgLoadAnnotations'),
-    dict(type='MultiImgRandomRotFlip', rotate_prob=0.5, flip_prob=0.5, degree=(-20, 20)),
-    dict(type='MultiImgExchangeTime', prob=0.5),
-    dict(
-        type='MultiImgPhotoMetricDistortion',
-        brightness_delta=10,
-        contrast_range=(0.8, 1.2),
-        saturation_range=(0.8, 1.2),
-        hue_delta=10),
-    dict(type='MultiImgPackSegInputs')
+    t for t in _base_.changer_ex_train_pipeline if t['type'] != 'MultiImgRandomCrop'
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
-# mmseg's Swin fine-tuning recipe: AdamW lr 6e-5, wd 0.01 (none on relative-position tables and
-# norms), 1500 warm-up iterations, then linear decay to 0 at 40k
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=0.00006, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(
-        custom_keys={
-            'relative_position_bias_table': dict(decay_mult=0.),
-            'norm': dict(decay_mult=0.)
-        }))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=40000, by_epoch=False)
-]
+# mmseg's Swin fine-tuning recipe (_base_/schedules/swin-b_adamw_40k.py)
+optim_wrapper = dict(_base_.swin_b_optim_wrapper, _delete_=True)
+param_scheduler = _base_.swin_b_param_scheduler

@@ -8,15 +8,8 @@
 # Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH (the variable
 # `checkpoint` is copied into the model when the config is read; overriding it does
 # nothing).
-_base_ = [
-    './_base_/models/upernet_cmid-r50.py',
-    './_base_/datasets/potsdam_6cls.py',
-    './_base_/schedules/sgd_poly_50e.py',
-    './_base_/seg_runtime.py',
-]
-checkpoint = 'work_dirs/cmid_r50_backbone.pth'
+_base_ = ['./_base_/upernet_cmid-r50_4xb4-50e.py',
+          './_base_/datasets/potsdam_6cls.py']
 num_classes = 6
-model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint, prefix='backbone.')),
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes))
+model = dict(decode_head=dict(num_classes=num_classes),
+             auxiliary_head=dict(num_classes=num_classes))

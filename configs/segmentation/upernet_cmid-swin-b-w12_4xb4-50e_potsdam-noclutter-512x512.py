@@ -8,16 +8,8 @@
 # Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH (the variable
 # `checkpoint` is copied into the model when the config is read; overriding it does
 # nothing).
-_base_ = [
-    './_base_/models/upernet_cmid-swin-b-w12.py',
-    './_base_/datasets/potsdam_noclutter.py',
-    './_base_/schedules/adamw_poly_50e.py',
-    './_base_/seg_runtime.py',
-]
-checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
+_base_ = ['./_base_/upernet_cmid-swin-b-w12_4xb4-50e.py',
+          './_base_/datasets/potsdam_noclutter.py']
 num_classes = 5
-# mmseg's Swin reads the file itself and strips `backbone.` (no prefix option).
-model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes))
+model = dict(decode_head=dict(num_classes=num_classes),
+             auxiliary_head=dict(num_classes=num_classes))

@@ -9,16 +9,8 @@
 # Other weights: --cfg-options model.backbone.init_cfg.checkpoint=PATH (the variable
 # `checkpoint` is copied into the model when the config is read; overriding it does
 # nothing).
-_base_ = [
-    './_base_/models/upernet_cmid-vit-b16.py',
-    './_base_/datasets/vaihingen_6cls.py',
-    './_base_/schedules/adamw_poly_50e.py',
-    './_base_/seg_runtime.py',
-]
-checkpoint = 'work_dirs/cmid_vit-b16_backbone_mmseg-vit.pth'
+_base_ = ['./_base_/upernet_cmid-vit-b16_4xb4-50e.py',
+          './_base_/datasets/vaihingen_6cls.py']
 num_classes = 6
-# mmseg's ViT loads the whole file (no prefix): the --mmseg-vit export.
-model = dict(
-    backbone=dict(init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
-    decode_head=dict(num_classes=num_classes),
-    auxiliary_head=dict(num_classes=num_classes))
+model = dict(decode_head=dict(num_classes=num_classes),
+             auxiliary_head=dict(num_classes=num_classes))

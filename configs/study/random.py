@@ -1,6 +1,6 @@
 # Random initialisation (no training): the ResNet-18 every method starts from, built with
 # mmpretrain's default initialisation under the run's seed. Only model.backbone and the input
-# normalisation are used (by tools/analysis_tools/learning_signal_study.py).
+# normalisation are used (by projects/benchmarks/learning_signal_study.py).
 _base_ = ['./_base_/study_common.py']
 model = dict(
     type='ImageClassifier',

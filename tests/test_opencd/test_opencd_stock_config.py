@@ -32,7 +32,8 @@ def user_config(tmp_path, stock, checkpoint, stem_type=None, prefix='backbone.',
     init += f", prefix={prefix!r})" if prefix else ')'
     backbone = f"init_cfg={init}" + (f", type={stem_type!r}" if stem_type else '')
     text = (f"_base_ = ['{{{{$OPENCD_ROOT:}}}}/{STOCK[stock]}']\n"
-            "custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)\n"
+            "custom_imports = dict(imports=['cmid_mm.downstream.changedet'],\n"
+            "                      allow_failed_imports=False)\n"
             "runner_type = 'SafeRunner'\n"
             "custom_hooks = [dict(type='PretrainedLoadCheckHook')]\n"
             f"model = dict({'pretrained=None, ' if pretrained_none else ''}"
@@ -65,7 +66,8 @@ def test_the_readme_documents_what_the_test_writes(opencd_env, tmp_path):
     for step in ('**`pretrained=None`** at model level', 'Use **`IA_ResNet`** in place of '
                  '`IA_ResNetV1c` and **`mmseg.ResNet`** in place of `mmseg.ResNetV1c`',
                  "**`init_cfg=dict(type='Pretrained', checkpoint=CKPT, prefix='backbone.')`**",
-                 "**`custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)`**",
+                 "**`custom_imports = dict(imports=['cmid_mm.downstream.changedet'], "
+                 "allow_failed_imports=False)`**",
                  "**`custom_hooks = [dict(type='PretrainedLoadCheckHook')]`**",
                  "**`runner_type = 'SafeRunner'`**",
                  "_base_ = ['{{$OPENCD_ROOT:}}/configs/"):

@@ -1,4 +1,4 @@
-"""Label derivation, spatial splits and leakage of tools/dataset_converters/make_rs_study.py."""
+"""Label derivation, spatial splits and leakage of projects/benchmarks/make_rs_study.py."""
 import importlib.util
 import json
 import os.path as osp
@@ -20,7 +20,7 @@ def _load(name, path):
     return mod
 
 
-conv = _load('make_rs_study', 'tools/dataset_converters/make_rs_study.py')
+conv = _load('make_rs_study', 'projects/benchmarks/make_rs_study.py')
 
 
 def test_presence_label_threshold_and_ambiguous():

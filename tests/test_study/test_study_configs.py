@@ -14,7 +14,7 @@ TRAINED = [c for c in CONFIGS if not c.endswith('random.py')]
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'learning_signal_study.py')
+    path = osp.join(REPO, 'projects', 'benchmarks', 'learning_signal_study.py')
     spec = importlib.util.spec_from_file_location('learning_signal_study', path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

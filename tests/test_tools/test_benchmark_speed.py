@@ -1,6 +1,7 @@
-"""tools/analysis_tools/benchmark_speed.py: the ratios it reports, the batch formats it feeds
+"""projects/benchmarks/benchmark_speed.py: the ratios it reports, the batch formats it feeds
 mmpretrain's algorithms, and one tiny real run (workers, same batch, JSON + markdown).
 Timing targets are the script's business, not the tests'."""
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -11,9 +12,17 @@ import pytest
 import torch
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
+SCRIPT = osp.join(REPO, 'projects', 'benchmarks', 'benchmark_speed.py')
 
-import benchmark_speed as bench  # noqa: E402
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location('benchmark_speed', SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+bench = _load_script()
 
 
 def _step(median, rss, gflops):
@@ -54,7 +63,7 @@ def test_cmid_batch_adapted_for_each_algorithm():
 
 
 def test_tiny_run_writes_json_and_markdown(tmp_path):
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'analysis_tools', 'benchmark_speed.py'),
+    cmd = [sys.executable, SCRIPT,
            '--archs', 'resnet18', '--variants', 'cmid', 'cmid-min', '--batch-size', '2',
            '--warmup', '0', '--reps', '1', '--threads', '1',
            '--pipeline-samples', '4', '--no-flops', '--out-dir', str(tmp_path)]
@@ -73,3 +82,11 @@ def test_tiny_run_writes_json_and_markdown(tmp_path):
     assert set(res['pipeline']) == {'cmid_images_per_s', 'byol_images_per_s'}
     assert res['machine']['cpu_count'] == os.cpu_count()
     assert '## resnet18' in (tmp_path / 'speed.md').read_text()
+    # paths recorded relative to the repository, never the machine's layout
+    out = f'<outside>/{tmp_path.name}'
+    assert res['args']['data_root'] == osp.join('data', 'rs_sample')
+    assert res['args']['out_dir'] == out
+    assert res['command'].startswith('python projects/benchmarks/benchmark_speed.py --archs')
+    assert res['command'].endswith(f'--out-dir {out}')
+    assert REPO not in json.dumps(res) and str(tmp_path) not in json.dumps(res)
+    assert f'images of {osp.join("data", "rs_sample")})' in (tmp_path / 'speed.md').read_text()

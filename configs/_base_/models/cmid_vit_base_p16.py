@@ -15,7 +15,8 @@ model = dict(
         patch_size=16,
         out_type='featmap',
         drop_path_rate=0.0,
-        mask_mode='add'),
+        mask_mode='add',
+        mask_stride=4),  # = token_stride of BlockMaskGenerator in the train pipeline
     mim_head=dict(type='CMIDMIMHead', in_channels=768, encoder_stride=16, in_chans=3),
     global_neck=dict(
         type='MoCoV2Neck',
@@ -26,15 +27,15 @@ model = dict(
     global_head=dict(
         type='QueueContrastiveHead', feat_dim=256, queue_len=65536, temperature=0.2),
     local_neck=dict(
-        type='CMIDLocalHead',
+        type='CMIDLocalNeck',
         in_channels=768,
         hid_channels=2048,
         bottleneck_channels=256,
         out_channels=2048,
         num_layers=3,
         with_bn=False),
-    local_loss=dict(
-        type='DINOLocalLoss',
+    local_head=dict(
+        type='DINOLocalHead',
         out_channels=2048,
         student_temp=0.1,
         center_momentum=0.9,

@@ -1,4 +1,5 @@
-# mmpretrain's runtime, plus cmid_mm's import (safe loading of CMID Runner checkpoints) and
+# mmpretrain's runtime, plus cmid_mm's import (safe loading of CMID Runner checkpoints; the
+# classifiers are mmpretrain's, so the pretraining import is all they need) and
 # checkpoints / logs sized for datasets of a few thousand images.
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)

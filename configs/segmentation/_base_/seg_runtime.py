@@ -1,11 +1,12 @@
-# mmseg's runtime for epoch-based schedules, plus cmid_mm's import (registers the no-clutter
-# datasets and allow-lists Runner checkpoint contents for torch's safe loading).
+# mmseg's runtime for epoch-based schedules, plus cmid_mm.downstream.seg's import (registers the
+# no-clutter datasets; it imports cmid_mm, which allow-lists Runner checkpoint contents for
+# torch's safe loading and registers SafeRunner / PretrainedLoadCheckHook).
 # The models use SyncBN (heads; ResNet backbone too), as mmseg does: mmengine turns it into BN
 # when training is not distributed. torch's SyncBN needs GPUs: for a distributed CPU (gloo) run
 # add --cfg-options model.decode_head.norm_cfg.type=BN model.auxiliary_head.norm_cfg.type=BN
 # (and model.backbone.norm_cfg.type=BN for ResNet).
 _base_ = ['mmseg::_base_/default_runtime.py']
-custom_imports = dict(imports=['cmid_mm'], allow_failed_imports=False)
+custom_imports = dict(imports=['cmid_mm.downstream.seg'], allow_failed_imports=False)
 # mmengine's Runner plus cmid_mm's checkpoint guarantees (no code from checkpoints, CRC-checked
 # loads, no non-finite saves; SECURITY.md), also under another toolbox's tools/train.py.
 runner_type = 'SafeRunner'

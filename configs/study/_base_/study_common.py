@@ -1,6 +1,6 @@
 # Shared settings of the learning-signal study (docs/learning_signal.md): one pretraining pool,
 # one input size, one batch size, one optimizer family, an iteration budget with checkpoints
-# at fixed fractions of it. tools/analysis_tools/learning_signal_study.py sets the budget with
+# at fixed fractions of it. projects/benchmarks/learning_signal_study.py sets the budget with
 # --cfg-options (train_cfg.max_iters, the scheduler ends, the checkpoint interval); the values
 # here are a 90-iteration default so that `python tools/train.py configs/study/<m>.py` runs.
 _base_ = ['../../_base_/default_runtime.py']

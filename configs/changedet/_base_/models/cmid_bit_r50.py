@@ -4,33 +4,11 @@
 # to 32 channels, tokenizes, runs the transformer and predicts at full resolution.
 # Plain `ResNet` (CMID stem), pretrained=None; the unused stage-4 weights of the CMID file
 # are reported as unexpected keys when loading, which is expected.
-norm_cfg = dict(type='SyncBN', requires_grad=True)  # BN when not distributed (mmengine)
-data_preprocessor = dict(
-    type='DualInputSegDataPreProcessor',
-    mean=[123.675, 116.28, 103.53] * 2,  # ImageNet statistics per date, RGB, 0-255
-    std=[58.395, 57.12, 57.375] * 2,
-    bgr_to_rgb=True,
-    size_divisor=32,
-    pad_val=0,
-    seg_pad_val=255,
-    test_cfg=dict(size_divisor=32))
+_base_ = ['./cmid_siam_r50.py']
+norm_cfg = {{_base_.norm_cfg}}
 model = dict(
-    type='SiamEncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    pretrained=None,
-    backbone_inchannels=3,
-    backbone=dict(
-        type='ResNet',
-        depth=50,
-        num_stages=3,
-        out_indices=(2, ),
-        dilations=(1, 1, 1),
-        strides=(1, 2, 1),
-        norm_cfg=norm_cfg,
-        norm_eval=False,
-        style='pytorch',
-        contract_dilation=True),
-    neck=dict(type='FeatureFusionNeck', policy='concat', out_indices=(0, )),
+    backbone=dict(num_stages=3, out_indices=(2, ), dilations=(1, 1, 1), strides=(1, 2, 1)),
+    neck=dict(out_indices=(0, )),
     decode_head=dict(
         type='BITHead',
         in_channels=1024,  # one date; the head splits the concatenated pair
@@ -49,6 +27,4 @@ model = dict(
         norm_cfg=dict(type='LN', requires_grad=True),
         classifier_norm_cfg=norm_cfg,
         align_corners=False,
-        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+        loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)))

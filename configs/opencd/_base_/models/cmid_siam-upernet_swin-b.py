@@ -6,29 +6,17 @@
 # and the output norms norm0-2 (CMID trains norm3 only).
 # The checkpoint path is copied into the model when the config is read: override
 # model.backbone.init_cfg.checkpoint=PATH.
-_base_ = ['{{$OPENCD_ROOT:}}/configs/_base_/models/siam_upernet_r50.py']
+_base_ = [
+    '{{$OPENCD_ROOT:}}/configs/_base_/models/siam_upernet_r50.py',
+    './cmid_swin-b_backbone.py',
+]
 
 checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'  # tools/model_converters/export_cmid.py output
 model = dict(
     pretrained=None,
     backbone=dict(
+        _base_.cmid_swin_b,
         _delete_=True,
-        type='mmseg.SwinTransformer',
-        pretrain_img_size=224,
-        embed_dims=128,
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        depths=[2, 2, 18, 2],
-        num_heads=[4, 8, 16, 32],
-        strides=(4, 2, 2, 2),
-        out_indices=(0, 1, 2, 3),
-        qkv_bias=True,
-        patch_norm=True,
-        drop_path_rate=0.3,
-        use_abs_pos_embed=False,
-        act_cfg=dict(type='GELU'),
-        norm_cfg=dict(type='LN', requires_grad=True),
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     decode_head=dict(in_channels=[v * 2 for v in [128, 256, 512, 1024]]),
     auxiliary_head=dict(in_channels=512 * 2))

@@ -1,9 +1,9 @@
 """Speed and memory of a CMID training step against the backbone-only minimum and mmpretrain's
 own MoCo-v2 / BYOL / SimMIM steps, plus data-pipeline throughput (issue 6, part 1).
 
-    python tools/analysis_tools/benchmark_speed.py                        # R50 + Swin-T, 224 px
-    python tools/analysis_tools/benchmark_speed.py --archs resnet50 --batch-size 8 --reps 5
-    python tools/analysis_tools/benchmark_speed.py --archs swin-b --variants cmid cmid-min
+    python projects/benchmarks/benchmark_speed.py                        # R50 + Swin-T, 224 px
+    python projects/benchmarks/benchmark_speed.py --archs resnet50 --batch-size 8 --reps 5
+    python projects/benchmarks/benchmark_speed.py --archs swin-b --variants cmid cmid-min
 
 One run measures, for each backbone, every variant **interleaved** (round after round, each
 variant one step per round, in a rotating order) after ``--warmup`` rounds, and reports the
@@ -494,9 +494,12 @@ def main(argv=None):
     os.makedirs(args.out_dir, exist_ok=True)
     sys.path.insert(0, REPO)
     from cmid_mm.utils.machine import machine_info
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from report_paths import portable, portable_args
     results = dict(
-        command='python ' + ' '.join([osp.relpath(__file__, REPO)] + list(argv or sys.argv[1:])),
-        args=vars(args), machine=machine_info(), archs={})
+        command=' '.join(portable_args(['python', osp.abspath(__file__)]
+                                       + list(argv or sys.argv[1:]))),
+        args={k: portable(v) for k, v in vars(args).items()}, machine=machine_info(), archs={})
     for arch in args.archs:
         print(f'{arch}: building {len(args.variants)} workers', flush=True)
         results['archs'][arch] = dict(steps=bench_arch(arch, args))

@@ -1,6 +1,6 @@
 """Learning signal on real imagery: pretrain each method on equal budgets, probe frozen features.
 
-    python tools/analysis_tools/learning_signal_study.py --iters 60 --seeds 0 1 2 \
+    python projects/benchmarks/learning_signal_study.py --iters 60 --seeds 0 1 2 \
         --work-dir work_dirs/study --out docs/learning_signal
 
 For every seed and method (``configs/study/<method>.py``) it pretrains a ResNet-18 on the
@@ -50,6 +50,9 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cmid_mm.utils.machine import machine_info  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from report_paths import portable_args  # noqa: E402
 
 ALL_METHODS = ('random', 'cmid', 'cmid_mim-only', 'cmid_global-only', 'cmid_local-only',
                'cmid_no-ffl', 'mocov2', 'byol')
@@ -403,7 +406,7 @@ def train(method: str, seed: int, iters: int, run_dir: str, args, iters_per_epoc
     timing = parse_times(run_dir, checkpoint_iters(iters, args.checkpoints))
     # wall_clock_s: this attempt only (a resumed run's earlier attempts are not counted)
     timing.update(wall_clock_s=round(wall, 2), loadavg_before=load_before,
-                  loadavg_after=loadavg(), command=cmd)
+                  loadavg_after=loadavg(), command=portable_args(cmd))
     return timing
 
 
@@ -511,7 +514,7 @@ def aggregate(runs: Dict[str, Dict[int, dict]], randoms: Dict[int, dict], baseli
         sum(sum(r['eval_s'].values()) for r in randoms.values())
     return dict(
         study='learning signal on real imagery (issue 6, part 2)',
-        command=' '.join(shlex.quote(a) for a in [sys.executable] + sys.argv),
+        command=' '.join(shlex.quote(a) for a in portable_args([sys.executable] + sys.argv)),
         machine=info, budget=dict(iters=iters, batch_size=batch, pool_tiles=pool_tiles,
                                   images_seen=iters * batch,
                                   passes_over_pool=round(iters * batch / pool_tiles, 2),

@@ -21,7 +21,7 @@ deterministically (no randomness) from real imagery that registry packages ship:
   SpaceNet tiles, taken only from outside every probe's test zone and gap, so the
   pretraining never sees a test pixel, even unlabelled.
 
-    python tools/dataset_converters/make_rs_study.py --src /data/rs_real \
+    python projects/benchmarks/make_rs_study.py --src /data/rs_real \
         --out data/rs_study
 
 Running it twice gives identical files.
@@ -413,7 +413,7 @@ def make_study(src: str, out: str) -> dict:
     pool = make_pool(src, out, held_out)
     pool_stats = pool_statistics(out, pool)
     manifest = dict(
-        name='rs_study', generator='tools/dataset_converters/make_rs_study.py',
+        name='rs_study', generator='projects/benchmarks/make_rs_study.py',
         input_size=INPUT_SIZE,
         tasks={name: f'probes/{name}.json' for name in tasks},
         pretrain=dict(folder='pretrain/images', tile=POOL_TILE, num_tiles=len(pool),
@@ -494,10 +494,10 @@ def pool_statistics(out: str, tiles: list) -> Tuple[List[float], List[float]]:
 
 README = """# rs_study: data of the "learning signal on real imagery" study
 
-Made by `tools/dataset_converters/make_rs_study.py --src <rs_real folder> --out data/rs_study`
+Made by `projects/benchmarks/make_rs_study.py --src <rs_real folder> --out data/rs_study`
 (deterministic: regular grids, no randomness; running it twice gives identical files) from
 real imagery that registry packages ship, converted to PNG. Used by
-`tools/analysis_tools/learning_signal_study.py` (docs/learning_signal.md). Small: the probe
+`projects/benchmarks/learning_signal_study.py` (docs/learning_signal.md). Small: the probe
 tasks have a few hundred patches each and one spatial split; the numbers they give carry
 wide intervals. They are evidence about learning signal, not a benchmark.
 
