@@ -38,7 +38,7 @@ def _exported(path):
 
 
 def test_resnet_upernet_config_loads_every_backbone_key(cmid_r18_backbone):
-    cfg = _config('cmid_r50_upernet_levir-cd.py',
+    cfg = _config('siam-upernet_cmid-r50_40k_levir-cd-512x512.py',
                   dict(R18_UPERNET, **{'model.backbone.init_cfg.checkpoint': cmid_r18_backbone}))
     model = _build(cfg)
     exported, own = _exported(cmid_r18_backbone), model.backbone.state_dict()
@@ -50,7 +50,7 @@ def test_resnet_upernet_config_loads_every_backbone_key(cmid_r18_backbone):
 
 
 def test_bit_config_loads_the_three_stages_it_uses(cmid_r18_backbone):
-    cfg = _config('cmid_r50_bit_cdd.py', {
+    cfg = _config('bit_cmid-r50_200e_cdd-256x256.py', {
         'model.backbone.depth': 18,
         'model.decode_head.in_channels': 256,
         'model.backbone.init_cfg.checkpoint': cmid_r18_backbone
@@ -66,7 +66,7 @@ def test_bit_config_loads_the_three_stages_it_uses(cmid_r18_backbone):
 
 def test_swin_config_loads_cmid_swin_with_another_window(tmp_path):
     export = export_tiny_cmid('swin', tmp_path)  # window 2 in CMID, 7 downstream
-    cfg = _config('cmid_swin-b_upernet_levir-cd.py', {
+    cfg = _config('siam-upernet_cmid-swin-b_40k_levir-cd-512x512.py', {
         'model.backbone.embed_dims': 16,
         'model.backbone.depths': [1, 1, 1, 1],
         'model.backbone.num_heads': [1, 1, 2, 2],

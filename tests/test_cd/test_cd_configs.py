@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 
 from cd_utils import REPO
 
-CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'changedet', 'cmid_*.py')))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'changedet', '*.py')))
 NAMES = [osp.basename(c) for c in CONFIGS]
 CHANNELS = {'ResNet': [256, 512, 1024, 2048], 'SwinTransformer': [128, 256, 512, 1024]}
 
@@ -30,10 +30,13 @@ def _build(cfg):
 
 
 def test_the_expected_configs_exist():
+    # mmseg's naming scheme: algorithm_backbone_schedule_dataset-crop
     assert NAMES == [
-        'cmid_r50_bit_cdd.py', 'cmid_r50_upernet_cdd.py', 'cmid_r50_upernet_levir-cd.py',
-        'cmid_swin-b_bit_cdd.py', 'cmid_swin-b_upernet_cdd.py',
-        'cmid_swin-b_upernet_levir-cd.py'
+        'bit_cmid-r50_200e_cdd-256x256.py', 'bit_cmid-swin-b_200e_cdd-256x256.py',
+        'siam-upernet_cmid-r50_40k_cdd-256x256.py',
+        'siam-upernet_cmid-r50_40k_levir-cd-512x512.py',
+        'siam-upernet_cmid-swin-b_40k_cdd-256x256.py',
+        'siam-upernet_cmid-swin-b_40k_levir-cd-512x512.py'
     ]
 
 
@@ -41,7 +44,8 @@ def test_the_expected_configs_exist():
 def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
     cfg = _config(name)
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.changedet'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.changedet'],
+                                      allow_failed_imports=False)
     assert cfg.runner_type == 'SafeRunner'  # also under mmseg's / open-cd's train.py
     model = cfg.model
     assert model.type == 'SiamEncoderDecoder' and model.pretrained is None
@@ -81,8 +85,8 @@ def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
     assert cfg.default_hooks.checkpoint.rule == 'greater'
 
 
-@pytest.mark.parametrize('name', ['cmid_r50_upernet_levir-cd.py', 'cmid_swin-b_upernet_cdd.py',
-                                  'cmid_r50_bit_cdd.py', 'cmid_swin-b_bit_cdd.py'])
+@pytest.mark.parametrize('name', ['siam-upernet_cmid-r50_40k_levir-cd-512x512.py', 'siam-upernet_cmid-swin-b_40k_cdd-256x256.py',
+                                  'bit_cmid-r50_200e_cdd-256x256.py', 'bit_cmid-swin-b_200e_cdd-256x256.py'])
 def test_full_width_model_runs_a_pair(name):
     cfg = _config(name)
     cfg.model.backbone.init_cfg = None  # architecture only; see test_cd_cmid_weights.py

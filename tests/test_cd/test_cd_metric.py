@@ -86,8 +86,8 @@ def test_unknown_changed_class_names_the_classes_when_the_dataset_is_known():
         METRICS.build(dict(type='CDIoUMetric', beta=2))
 
 
-@pytest.mark.parametrize('name', ['cmid_r50_upernet_levir-cd.py', 'cmid_r50_bit_cdd.py',
-                                  'cmid_swin-b_upernet_cdd.py'])
+@pytest.mark.parametrize('name', ['siam-upernet_cmid-r50_40k_levir-cd-512x512.py', 'bit_cmid-r50_200e_cdd-256x256.py',
+                                  'siam-upernet_cmid-swin-b_40k_cdd-256x256.py'])
 def test_configs_select_the_best_checkpoint_by_changed_f1(name):
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'changedet', name))
     assert cfg.val_evaluator.type == cfg.test_evaluator.type == 'CDIoUMetric'
@@ -99,7 +99,7 @@ def test_a_real_model_that_predicts_no_change_loses_to_one_that_predicts_change(
     """The LEVIR-CD config's model (ResNet-18 depth, small heads) on the tiny real pairs, its
     classifier biased to `unchanged` everywhere, then to `changed` everywhere: the config's
     evaluator and save_best key rank the no-change model last, mmseg's mFscore first."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'changedet', 'cmid_r50_upernet_levir-cd.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'changedet', 'siam-upernet_cmid-r50_40k_levir-cd-512x512.py'))
     cfg.merge_from_dict({
         'model.backbone.depth': 18, 'model.backbone.init_cfg': None,
         'model.decode_head.in_channels': [128, 256, 512, 1024], 'model.decode_head.channels': 16,

@@ -35,7 +35,7 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
         'default_hooks.logger.interval=1',
     ]
     cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
-           osp.join(REPO, 'configs', 'changedet', 'cmid_r50_upernet_levir-cd.py'),
+           osp.join(REPO, 'configs', 'changedet', 'siam-upernet_cmid-r50_40k_levir-cd-512x512.py'),
            '--work-dir', str(work), '--cfg-options', *options]
     env = dict(os.environ, OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True,
@@ -76,7 +76,7 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
     # tools/test.py evaluates that checkpoint on the test split (num_workers=0 with the
     # config's persistent_workers=True must just work)
     test_cmd = [sys.executable, osp.join(REPO, 'tools', 'test.py'),
-                osp.join(REPO, 'configs', 'changedet', 'cmid_r50_upernet_levir-cd.py'),
+                osp.join(REPO, 'configs', 'changedet', 'siam-upernet_cmid-r50_40k_levir-cd-512x512.py'),
                 str(work / 'iter_2.pth'), '--work-dir', str(tmp_path / 'test'),
                 '--cfg-options', *options[:5], f'test_dataloader.dataset.data_root={TINY}',
                 'test_dataloader.num_workers=0', 'test_dataloader.dataset.pipeline.1.scale=(64,64)']

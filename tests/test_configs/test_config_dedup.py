@@ -107,10 +107,10 @@ def test_segmentation_recipe_times_dataset(backbone, ckpt, prefix, optimizer, da
     assert cfg.runner_type == 'SafeRunner'
 
 
-@pytest.mark.parametrize('rel', ['changedet/cmid_r50_upernet_cdd.py',
-                                 'changedet/cmid_r50_upernet_levir-cd.py',
-                                 'changedet/cmid_swin-b_upernet_cdd.py',
-                                 'changedet/cmid_r50_bit_cdd.py'])
+@pytest.mark.parametrize('rel', ['changedet/siam-upernet_cmid-r50_40k_cdd-256x256.py',
+                                 'changedet/siam-upernet_cmid-r50_40k_levir-cd-512x512.py',
+                                 'changedet/siam-upernet_cmid-swin-b_40k_cdd-256x256.py',
+                                 'changedet/bit_cmid-r50_200e_cdd-256x256.py'])
 def test_changedet_loaders_per_split(rel):
     cfg = _load(rel)
     cdd = '_cdd' in rel
@@ -134,9 +134,9 @@ def test_changedet_loaders_per_split(rel):
 
 
 def test_changedet_models_share_the_siamese_base():
-    r50 = _load('changedet/cmid_r50_upernet_cdd.py').model
-    bit = _load('changedet/cmid_r50_bit_cdd.py').model
-    swin = _load('changedet/cmid_swin-b_upernet_levir-cd.py').model
+    r50 = _load('changedet/siam-upernet_cmid-r50_40k_cdd-256x256.py').model
+    bit = _load('changedet/bit_cmid-r50_200e_cdd-256x256.py').model
+    swin = _load('changedet/siam-upernet_cmid-swin-b_40k_levir-cd-512x512.py').model
     assert r50.backbone.num_stages == 4 and r50.backbone.strides == (1, 2, 2, 2)
     assert bit.backbone.num_stages == 3 and bit.backbone.strides == (1, 2, 1)
     assert bit.backbone.out_indices == (2, ) and bit.neck.out_indices == (0, )

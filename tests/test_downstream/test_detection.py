@@ -37,7 +37,8 @@ TINY_BOXES = {'train': [19, 24], 'val': [17], 'test': [28]}
 def test_config_recipe(config):
     cfg = Config.fromfile(config)
     assert cfg.default_scope == 'mmdet'
-    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.det'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.det'],
+                                      allow_failed_imports=False)
     model = cfg.model
     assert model.type == 'FasterRCNN' and model.neck.type == 'FPN'
     assert model.data_preprocessor.mean == [123.675, 116.28, 103.53]  # ImageNet, as the reference

@@ -58,7 +58,8 @@ def test_config_recipe(name):
     backbone_type, weights, prefix, in_channels = BACKBONES[bb]
     cfg = Config.fromfile(osp.join(SEG, name))
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.seg'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.seg'],
+                                      allow_failed_imports=False)
     model = cfg.model
     # weights: the documented override path model.backbone.init_cfg.checkpoint
     assert model.backbone.type == backbone_type

@@ -55,7 +55,8 @@ def test_config_is_open_cd_native_with_the_cmid_settings(opencd_env, name):
     assert cfg.visualizer.type == 'CDLocalVisualizer'
     assert cfg.default_hooks.visualization.type == 'CDVisualizationHook'
     # cmid_mm's runner, strict loading check, changed-class metric and best checkpoint
-    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.changedet'], allow_failed_imports=False)
+    assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.changedet'],
+                                      allow_failed_imports=False)
     assert cfg.runner_type == 'SafeRunner'
     assert cfg.custom_hooks == [dict(type='PretrainedLoadCheckHook')]
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):

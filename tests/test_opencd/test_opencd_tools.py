@@ -171,7 +171,7 @@ def test_our_mmseg_cd_config_runs_through_open_cd_with_all_of_open_cd_registered
     open-cd's tools/train.py: no clash, the mmseg-scope names resolve to cmid_mm's classes."""
     user_cfg = tmp_path / 'cfg.py'
     user_cfg.write_text(
-        f"_base_ = [{osp.join(REPO, 'configs', 'changedet', 'cmid_r50_upernet_levir-cd.py')!r}]\n"
+        f"_base_ = [{osp.join(REPO, 'configs', 'changedet', 'siam-upernet_cmid-r50_40k_levir-cd-512x512.py')!r}]\n"
         "custom_imports = dict(imports=['cmid_mm.downstream.changedet', 'opencd.models', 'opencd.datasets', "
         "'opencd.engine', 'opencd.evaluation', 'opencd.visualization'], "
         "allow_failed_imports=False)\n")

@@ -1,5 +1,5 @@
 # CMID ResNet-50 in a siamese UperNet (+FCN auxiliary head), 40k iterations of SGD (lr 0.01,
-# poly): the recipe shared by cmid_r50_upernet_cdd.py and cmid_r50_upernet_levir-cd.py.
+# poly): the recipe shared by siam-upernet_cmid-r50_40k_{cdd-256x256,levir-cd-512x512}.py.
 _base_ = [
     './models/cmid_siam_upernet_r50.py',
     './schedules/sgd_poly_40k.py',

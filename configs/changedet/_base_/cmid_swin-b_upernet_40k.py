@@ -1,5 +1,5 @@
 # CMID Swin-B in a siamese UperNet (+FCN auxiliary head), 40k iterations of AdamW (lr 6e-5,
-# wd 0.01, 1500 warm-up): the recipe shared by cmid_swin-b_upernet_{cdd,levir-cd}.py.
+# wd 0.01, 1500 warm-up): the recipe shared by siam-upernet_cmid-swin-b_40k_{cdd-256x256,levir-cd-512x512}.py.
 _base_ = [
     './models/cmid_siam_upernet_swin-b.py',
     './schedules/adamw_poly_40k.py',

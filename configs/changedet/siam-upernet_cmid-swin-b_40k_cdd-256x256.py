@@ -1,6 +1,6 @@
 # CMID Swin-B in a siamese UperNet (+FCN auxiliary head) on CDD (256x256 px pairs): flips,
 # batch 8, 40k iterations of AdamW (lr 6e-5, wd 0.01, 1500 warm-up), whole-image test.
-#   python tools/train.py configs/changedet/cmid_swin-b_upernet_cdd.py --cfg-options \
+#   python tools/train.py configs/changedet/siam-upernet_cmid-swin-b_40k_cdd-256x256.py --cfg-options \
 #       model.backbone.init_cfg.checkpoint=work_dirs/cmid_swin-b_backbone.pth \
 #       train_dataloader.dataset.data_root=/data/CDD val_dataloader.dataset.data_root=/data/CDD \
 #       test_dataloader.dataset.data_root=/data/CDD

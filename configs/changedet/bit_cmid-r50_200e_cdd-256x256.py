@@ -1,7 +1,7 @@
 # The CMID paper's change-detection protocol (docs/method.md §8.4): BIT on CDD, 200 epochs, with a
 # CMID ResNet-50 (paper: mF1 96.95). BIT's recipe: batch 8, SGD lr 0.01 momentum 0.9 wd 5e-4,
 # linear decay, flips; 200 epochs of the 10 000 training pairs = 250 000 iterations.
-#   python tools/train.py configs/changedet/cmid_r50_bit_cdd.py --cfg-options \
+#   python tools/train.py configs/changedet/bit_cmid-r50_200e_cdd-256x256.py --cfg-options \
 #       model.backbone.init_cfg.checkpoint=work_dirs/cmid_r50_backbone.pth \
 #       train_dataloader.dataset.data_root=/data/CDD val_dataloader.dataset.data_root=/data/CDD \
 #       test_dataloader.dataset.data_root=/data/CDD

@@ -1,8 +1,8 @@
 # BIT on CDD with a CMID Swin-B (the paper's Swin-B change-detection row, mF1 97.11), same
-# recipe as cmid_r50_bit_cdd.py. The paper does not say which Swin level feeds BIT; here it
+# recipe as bit_cmid-r50_200e_cdd-256x256.py. The paper does not say which Swin level feeds BIT; here it
 # is stage 3 (512 channels at 1/16), upsampled 4x before the head's projection so that the
 # tokens and the decoder work at 1/4 as with the ResNet-50 (stride 8, upsampled 2x).
-_base_ = ['./cmid_r50_bit_cdd.py']
+_base_ = ['./bit_cmid-r50_200e_cdd-256x256.py']
 
 checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
 model = dict(
