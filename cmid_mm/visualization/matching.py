@@ -1,7 +1,8 @@
 """Local matching pictures: which cells of view A are compared with which cells of view B.
 
-The pairs are exactly those of ``CMID.loss``: :func:`cmid_mm.models.utils.position_matching.
-cell_centers` on the crop boxes / flips recorded by the pipeline, then ``match_cells``. Views
+The pairs are exactly those of ``CMID.loss``: ``CMID.match`` for a model's batch, or
+:func:`matched_pairs` for arrays, both :func:`cmid_mm.models.utils.position_matching.
+view_cell_centers` on the crop boxes / flips recorded by the pipeline, then ``match_views``. Views
 are drawn as the network sees them (a flipped view appears mirrored), and cell ``r * w + c`` of
 a view's (h, w) feature map covers rows ``r * H / h ...`` and columns ``c * W / w ...`` of
 the drawn view, flipped or not (the flip is already in the pixels; ``cell_centers`` mirrors
@@ -13,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from cmid_mm.models.utils.position_matching import cell_centers, match_cells
+from cmid_mm.models.utils.position_matching import match_views, view_cell_centers
 from .image import ArrayLike, palette, to_numpy, upscale
 
 GAP = 12  # px between the two views of a match picture
@@ -40,19 +41,22 @@ def matched_pairs(crop_bbox: ArrayLike,
         ``b_to_a``: ``(n, 2)`` int64 ``[cell of A, cell of B]``, B the student side;
         ``centres``: ``(2, h * w, 2)`` float32 cell centres (y, x) in source pixels.
     """
-    boxes = torch.as_tensor(to_numpy(crop_bbox), dtype=torch.float32).reshape(2, 4)
-    flips = torch.as_tensor(to_numpy(flip)).reshape(2).bool()
+    boxes = torch.as_tensor(to_numpy(crop_bbox), dtype=torch.float32).reshape(1, 2, 4)
+    flips = torch.as_tensor(to_numpy(flip)).reshape(1, 2).bool()
     src = None if src_shape is None else \
-        torch.as_tensor(to_numpy(src_shape), dtype=torch.float32).reshape(2, 2)
-    centres = torch.stack([
-        cell_centers(boxes[v:v + 1], flips[v:v + 1], tuple(grid_hw),
-                     None if src is None else src[v:v + 1], reference_offsets)[0]
-        for v in range(2)])
-    qa, kb = match_cells(centres[0:1], centres[1:2], num_matches)
-    qb, ka = match_cells(centres[1:2], centres[0:1], num_matches)
-    return dict(a_to_b=torch.stack([qa[0], kb[0]], 1).numpy(),
-                b_to_a=torch.stack([ka[0], qb[0]], 1).numpy(),
-                centres=centres.numpy())
+        torch.as_tensor(to_numpy(src_shape), dtype=torch.float32).reshape(1, 2, 2)
+    centres = view_cell_centers(boxes, flips, tuple(grid_hw), src, reference_offsets)
+    return pairs_dict(match_views(centres, num_matches), centres, 0)
+
+
+def pairs_dict(matches, centres: torch.Tensor, i: int = 0) -> Dict[str, np.ndarray]:
+    """The ``a_to_b`` / ``b_to_a`` / ``centres`` arrays of :func:`matched_pairs` for sample
+    ``i`` of ``CMID.match``'s output ``[(idx_a, idx_b), (idx_b, idx_a)]`` and
+    ``CMID.cell_centres``'s ``(B, 2, h * w, 2)`` centres."""
+    (qa, kb), (qb, ka) = matches
+    return dict(a_to_b=torch.stack([qa[i], kb[i]], 1).cpu().numpy(),
+                b_to_a=torch.stack([ka[i], qb[i]], 1).cpu().numpy(),
+                centres=centres[i].cpu().numpy())
 
 
 def cell_box(idx: int, grid_hw: Tuple[int, int], view_hw: Tuple[int, int],

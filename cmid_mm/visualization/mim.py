@@ -5,6 +5,8 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 import torch
 
+from mmpretrain.structures import DataSample
+
 from cmid_mm.models.utils.mean_fill import mean_fill, upsample_mask
 from .image import ArrayLike, denormalize, titled_grid, to_numpy, upscale
 
@@ -26,31 +28,26 @@ def eval_mode(module: torch.nn.Module):
 
 
 @torch.no_grad()
-def mim_reconstruct(model, views: Sequence[torch.Tensor], masks: torch.Tensor,
-                    return_feats: bool = False):
-    """The student's reconstructions of its masked views, exactly as ``CMID.loss`` makes them.
+def mim_reconstruct(model, views: Sequence[torch.Tensor], masks, return_feats: bool = False):
+    """The student's reconstructions of its masked views: ``model.reconstruct`` (CMID's own
+    masked forward, exactly as ``CMID.loss`` runs it) without gradients.
 
-    Each view is mean-filled where masked, passed through the student backbone with the mask
-    (mask token after the stem) and decoded by ``model.mim_head``. Runs in the model's current
-    mode; wrap it in :func:`eval_mode` to leave BN statistics untouched.
+    Runs in the model's current mode; wrap it in :func:`eval_mode` to leave BN statistics
+    untouched.
 
     Args:
-        model: a built ``CMID`` (or anything with ``backbone(x, mask)`` and ``mim_head``).
-        views: V normalised views, each ``(B, N, H, W)``.
-        masks: ``(B, V, h, w)`` token masks, 1 = masked.
+        model: a built ``CMID``.
+        views: the two normalised views, each ``(B, N, H, W)``.
+        masks: the batch's data samples (with ``mask``), or a ``(B, 2, h, w)`` tensor of token
+            masks, 1 = masked.
 
     Returns:
-        V reconstructions ``(B, N, H, W)`` in the normalised space; with ``return_feats`` a
-        tuple ``(recons, feats)``, ``feats`` the V last-stage maps of the masked views.
+        Two reconstructions ``(B, N, H, W)`` in the normalised space; with ``return_feats`` a
+        tuple ``(recons, feats)``, ``feats`` the two last-stage maps of the masked views.
     """
-    out, feats = [], []
-    for v, view in enumerate(views):
-        mask = masks[:, v].to(view.device)
-        masked = mean_fill(view, upsample_mask(mask, view.shape[-2:]))
-        feat = model.backbone(masked, mask)[-1]
-        out.append(model.mim_head(feat))
-        feats.append(feat)
-    return (out, feats) if return_feats else out
+    if isinstance(masks, torch.Tensor):
+        masks = [DataSample().set_mask(m) for m in masks]
+    return model.reconstruct(list(views), masks, return_feats=return_feats)
 
 
 def _mask_edges(pixel_mask: np.ndarray) -> np.ndarray:

@@ -23,17 +23,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from .image import channel_stats, denormalize, titled_grid, to_numpy
-from .matching import matched_pairs, match_rows
-from .mim import eval_mode, mim_grid, mim_reconstruct
+from cmid_mm.models.selfsup.cmid import stack_field as _stack_field
+from cmid_mm.models.utils.wrappers import unwrap_model
+from .image import channel_stats, denormalize, titled_grid
+from .matching import match_rows, pairs_dict
+from .mim import eval_mode, mim_grid
 
 VIS_STREAM = 0x5EED_0715  # separates the tools' image seeds from the training streams
-
-
-def unwrap(model):
-    """The bare model of a DDP / model wrapper."""
-    from mmengine.model import is_model_wrapper
-    return model.module if is_model_wrapper(model) else model
 
 
 def build_cmid(cfg, checkpoint: Optional[str] = None, device: str = 'cpu'):
@@ -106,7 +102,8 @@ def pipeline_batch(cfg, image_paths: Sequence[str], seed: int = 0) -> dict:
     from mmengine.dataset import Compose, default_collate
     from mmengine.registry import init_default_scope
 
-    from cmid_mm.datasets.transforms.sample_seed import seed_global_rngs
+    from cmid_mm.datasets.transforms.loading import find_transforms
+    from cmid_mm.datasets.transforms.sample_seed import PerSampleSeed, seed_global_rngs
 
     if not image_paths:
         raise ValueError('pipeline_batch needs at least one image file')
@@ -115,6 +112,10 @@ def pipeline_batch(cfg, image_paths: Sequence[str], seed: int = 0) -> dict:
             raise FileNotFoundError(f'image {p!r} does not exist')
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     pipeline = Compose(train_pipeline(cfg))
+    # The images are seeded here, one by one; the config's PerSampleSeed (armed only by
+    # ExactResumeHook in a training run) is meant to pass them through.
+    for t in find_transforms(pipeline, PerSampleSeed):
+        t.when_unarmed = 'ignore'
     samples = []
     for p in image_paths:
         seed_global_rngs(image_seed(seed, p), seed_torch=True)
@@ -135,15 +136,9 @@ def sample_batch(data: dict, i: int) -> dict:
 
 
 def stack_field(data_samples, key: str) -> np.ndarray:
-    """``(B, ...)`` array of a per-sample field (``mask``, ``crop_bbox``, ``flip``, ...)."""
-    values = []
-    for ds in data_samples:
-        if key not in ds:
-            raise KeyError(f"data sample has no {key!r}: the train pipeline must end with "
-                           "CMIDMultiView(...) and PackInputs(algorithm_keys=['crop_bbox', "
-                           "'crop_src_shape', 'flip'])")
-        values.append(to_numpy(ds.get(key)))
-    return np.stack(values)
+    """``(B, ...)`` array of a per-sample field (``mask``, ``crop_bbox``, ``flip``, ...);
+    :func:`cmid_mm.models.selfsup.cmid.stack_field` as numpy."""
+    return _stack_field(data_samples, key).cpu().numpy()
 
 
 @torch.no_grad()
@@ -174,29 +169,26 @@ def batch_pictures(model, data: dict, num_samples: int = 1, scale: int = 1,
     Returns:
         ``{'mim': [grid per sample], 'matching': [picture per sample]}`` (uint8 RGB).
     """
-    model = unwrap(model)
+    model = unwrap_model(model)
     n = min(int(num_samples), len(data['data_samples']))
     mean, std = channel_stats(model.data_preprocessor)
-    reference_offsets = getattr(model, 'reference_offsets', False)
     pictures = dict(mim=[], matching=[])
     for i in range(n):
         with eval_mode(model):
             out = model.data_preprocessor(sample_batch(data, i), False)
             views, samples = out['inputs'], out['data_samples']
-            masks = torch.as_tensor(stack_field(samples, 'mask'))
-            recons, feats = mim_reconstruct(model, views, masks, return_feats=True)
+            recons, feats = model.reconstruct(views, samples, return_feats=True)
         grid_hw = tuple(feats[0].shape[-2:])
+        masks = stack_field(samples, 'mask')
         flips = stack_field(samples, 'flip')[0].astype(bool)
         pictures['mim'].append(mim_grid([v[0] for v in views], masks[0], [r[0] for r in recons],
                                         mean, std, bands, flips, scale))
         if not matches:
             continue
-        boxes = stack_field(samples, 'crop_bbox')[0]
-        src_shape = stack_field(samples, 'crop_src_shape')[0] if reference_offsets else None
-        match = matched_pairs(boxes, flips, grid_hw, model.num_matches, src_shape,
-                              reference_offsets)
+        match = pairs_dict(model.match(samples, grid_hw), model.cell_centres(samples, grid_hw))
         view_a, view_b = (denormalize(v[0], mean, std, bands) for v in views)
         rows = match_rows(view_a, view_b, match, grid_hw, scale, flips,
-                          None if sources is None else sources[i], boxes, directions)
+                          None if sources is None else sources[i],
+                          stack_field(samples, 'crop_bbox')[0], directions)
         pictures['matching'].append(titled_grid(rows))
     return pictures

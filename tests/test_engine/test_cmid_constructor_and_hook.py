@@ -46,10 +46,10 @@ def test_teacher_temp_hook(by_epoch, epoch, it, expected):
     runner = SimpleNamespace(model=model, epoch=epoch, iter=it, train_dataloader=range(10))
     HOOKS.build(dict(type='TeacherTempWarmupHook', by_epoch=by_epoch)).before_train_iter(
         runner, 0)
-    assert model.local_loss.cur_teacher_temp == pytest.approx(expected)
+    assert model.local_head.cur_teacher_temp == pytest.approx(expected)
 
 
 def test_teacher_temp_hook_needs_cmid():
     runner = SimpleNamespace(model=torch.nn.Linear(1, 1), epoch=0, iter=0, train_dataloader=[])
-    with pytest.raises(AttributeError, match='needs a model with `local_loss`'):
+    with pytest.raises(AttributeError, match='needs a model with `local_head`'):
         HOOKS.build(dict(type='TeacherTempWarmupHook')).before_train_iter(runner, 0)

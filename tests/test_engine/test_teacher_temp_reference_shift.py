@@ -22,14 +22,14 @@ def _reference_schedule(epochs=200, warmup=50, model_warmup_epoch=-1):
 
 def _temps(hook_cfg, warmup_epochs, epochs=200):
     cfg = copy.deepcopy(CONFIGS['resnet'])
-    cfg['local_loss']['warmup_teacher_temp_epochs'] = warmup_epochs
+    cfg['local_head']['warmup_teacher_temp_epochs'] = warmup_epochs
     model = MODELS.build(cfg)
     hook = HOOKS.build(hook_cfg)
     out = []
     for epoch in range(epochs):
         hook.before_train_iter(SimpleNamespace(model=model, epoch=epoch, iter=0,
                                                train_dataloader=range(10)), 0)
-        out.append(model.local_loss.cur_teacher_temp)
+        out.append(model.local_head.cur_teacher_temp)
     return out
 
 

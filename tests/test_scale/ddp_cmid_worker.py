@@ -53,10 +53,10 @@ def _cfg(backbone, feat_ch, stride=32, num_matches=2, with_bn=False, freq=False)
                          out_channels=16, with_avg_pool=True),
         global_head=dict(type='QueueContrastiveHead', feat_dim=16, queue_len=QUEUE_LEN,
                          temperature=0.2),
-        local_neck=dict(type='CMIDLocalHead', in_channels=feat_ch, hid_channels=32,
+        local_neck=dict(type='CMIDLocalNeck', in_channels=feat_ch, hid_channels=32,
                         bottleneck_channels=8, out_channels=24, num_layers=3,
                         with_bn=with_bn),
-        local_loss=dict(type='DINOLocalLoss', out_channels=24),
+        local_head=dict(type='DINOLocalHead', out_channels=24),
         num_matches=num_matches)
 
 

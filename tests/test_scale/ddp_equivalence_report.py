@@ -71,7 +71,7 @@ def main():
                 if not v.is_floating_point():
                     continue
                 group = ('teacher' if key.startswith('teacher.') else
-                         'centre' if key == 'local_loss.center' else
+                         'centre' if key == 'local_head.center' else
                          'queue' if key == 'global_head.queue' else 'student')
                 state[group] = max(state.get(group, 0.0), rel(a['state'][key], v))
             states = '  '.join(f'{g} {v:.1e}' for g, v in state.items())

@@ -467,7 +467,7 @@ def test_non_finite_loss_names_the_term_and_leaves_queue_and_centre():
         model.loss(views, samples)
     after = model.state_dict()
     # the queue, its pointer and the DINO centre are updated only after the check
-    for key in ('global_head.queue', 'global_head.queue_ptr', 'local_loss.center'):
+    for key in ('global_head.queue', 'global_head.queue_ptr', 'local_head.center'):
         assert torch.equal(after[key], state[key]), key
     # no student weight changed (BN running statistics did: the forward pass ran; the EMA
     # teacher took its step towards the unchanged student before the forward pass)
@@ -548,5 +548,5 @@ def test_train_run_skips_broken_file_then_stops_on_nan_keeping_last_checkpoint(t
     model = MODELS.build(Config.fromfile(DEMO).model)
     model.load_state_dict(sd, strict=True)  # strict: every key of the model, no extra
     # epoch 1 ran its two steps: the DINO centre moved away from its zero initialisation
-    assert sd['local_loss.center'].abs().sum() > 0
+    assert sd['local_head.center'].abs().sum() > 0
 

@@ -151,10 +151,10 @@ def test_student_teacher_centre_queue_bitwise_equal_across_ranks(dumps, run):
             assert rank_local == []
     # the things the issue names, spelled out
     last = [d['records'][-1]['state'] for d in ranks]
-    for key in ('local_loss.center', 'global_head.queue', 'global_head.queue_ptr',
+    for key in ('local_head.center', 'global_head.queue', 'global_head.queue_ptr',
                 'teacher.steps'):
         assert torch.equal(last[0][key], last[1][key]), key
-    assert last[0]['local_loss.center'].abs().sum() > 0
+    assert last[0]['local_head.center'].abs().sum() > 0
     assert int(last[0]['teacher.steps']) == STEPS
 
 
@@ -222,7 +222,7 @@ def test_focal_frequency_loss_is_not_a_per_image_mean(dumps):
         assert _module_rel(two, one, module) <= RTOL_GRAD0, module
     for module in ('mim_head', 'backbone'):
         assert _module_rel(two, one, module) > 100 * RTOL_GRAD0, module
-    for key in ('local_loss.center', 'global_head.queue'):
+    for key in ('local_head.center', 'global_head.queue'):
         assert _rel(two['state'][key], one['state'][key]) <= RTOL_STATE, key
 
 

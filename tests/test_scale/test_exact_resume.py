@@ -204,7 +204,7 @@ def _assert_exact_continuation(out, a_dir, b_dir):
         assert a[part].keys() == b[part].keys(), part
         differ = [k for k in a[part] if a[part][k] != b[part][k]]
         assert not differ, f'{part} differs in {differ[:5]}'
-    for key in ('/global_head.queue', '/global_head.queue_ptr', '/local_loss.center',
+    for key in ('/global_head.queue', '/global_head.queue_ptr', '/local_head.center',
                 '/teacher.steps', '/teacher.module.backbone.conv1.weight'):
         assert key in a['state_dict']
     assert a['losses'] == b['losses']  # the message hub's whole loss history

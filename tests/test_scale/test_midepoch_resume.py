@@ -189,7 +189,7 @@ def _assert_same_from(it, a_dir, x_dir):
         assert a[part].keys() == x[part].keys(), part
         differ = [k for k in a[part] if a[part][k] != x[part][k]]
         assert not differ, f'{part} differs in {differ[:5]}'
-    for key in ('/global_head.queue', '/global_head.queue_ptr', '/local_loss.center',
+    for key in ('/global_head.queue', '/global_head.queue_ptr', '/local_head.center',
                 '/teacher.steps'):
         assert key in a['state_dict']
     assert a['losses'] == x['losses']

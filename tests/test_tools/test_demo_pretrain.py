@@ -39,7 +39,7 @@ def test_demo_config_trains_logs_each_loss_and_checkpoints(tmp_path):
     assert 'teacher.module.backbone.conv1.weight' in sd
     assert sd['global_head.queue'].shape == (1024, 128)
     assert int(sd['global_head.queue_ptr']) == (4 * 2 * 4) % 1024  # 4 steps x 2 views x B=4
-    assert sd['local_loss.center'].shape == (1, 1024, 1)
+    assert sd['local_head.center'].shape == (1, 1024, 1)
     scalars = glob.glob(str(tmp_path / '*' / 'vis_data' / 'scalars.json'))
     assert scalars
     logs = [json.loads(line) for line in open(scalars[0])]

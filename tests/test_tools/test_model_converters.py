@@ -141,7 +141,7 @@ def _reference_layout(model):
             new = new.replace('local_neck.', 'class_projector.')
             new = new.replace('parametrizations.weight.original0', 'weight_g')
             ref[new.replace('parametrizations.weight.original1', 'weight_v')] = v
-        elif k == 'local_loss.center':
+        elif k == 'local_head.center':
             ref['class_loss.center'] = v
         elif k == 'global_head.queue':
             ref['queue'] = v.t().contiguous()

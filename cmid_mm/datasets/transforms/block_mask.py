@@ -18,6 +18,14 @@ class BlockMaskGenerator(BaseTransform):
     ``(block_size / token_stride) ** 2`` tokens. At the defaults (224 px, 32 px blocks,
     stride 4, ratio 0.6): 7x7 blocks, 30 masked, a 56x56 mask with 30 * 64 ones.
 
+    Why not mmpretrain's ``SimMIMMaskGenerator``: at the same RNG state it draws the same
+    mask for a square view (``input_size``, ``mask_patch_size`` = ``block_size``,
+    ``model_patch_size`` = ``token_stride``; a test checks this at CMID's defaults), but it
+    handles square views only, counts ``int(np.ceil(n_blocks * mask_ratio))`` without
+    rounding first (``ceil(100 * 0.07)`` masks 8 of 100 blocks, not 7), accepts a ratio that
+    masks every block and checks its arguments with ``assert`` (gone under ``python -O``).
+    Subclassing would override both of its methods, so this class stands alone.
+
     **Required Keys:** none (if ``img`` is present, its size must be ``input_size``).
 
     **Added Keys:** ``mask`` (np.ndarray, uint8, ``(H / token_stride, W / token_stride)``,

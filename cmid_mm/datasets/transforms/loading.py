@@ -558,19 +558,35 @@ class LoadRSImageFromFile(LoadImageFromFile):
                 f'nodata_mode={self.nodata_mode!r})')
 
 
-def find_image_loaders(obj, _seen=None) -> Sequence[LoadRSImageFromFile]:
-    """Every :class:`LoadRSImageFromFile` in a data loader / dataset (wrappers included)."""
+def find_transforms(obj, types, _seen=None) -> list:
+    """Every transform of ``types`` in a data loader, dataset or pipeline, depth first.
+
+    Follows the dataset wrappers (``dataset`` / ``datasets``: mmengine's Repeat / ClassBalanced
+    / Concat datasets, torch's ConcatDataset), a dataset's ``pipeline`` and the transforms
+    nested in composite transforms (``transforms``: Compose, RandomApply, RandomChoice,
+    KeyMapper...; ``pipelines``: mmpretrain's MultiView). Each object is visited once; a match
+    is not searched further.
+
+    Args:
+        obj: a ``DataLoader``, dataset, ``Compose`` or transform.
+        types: a class or tuple of classes, as for ``isinstance``.
+    """
     seen = set() if _seen is None else _seen
     if id(obj) in seen:
         return []
     seen.add(id(obj))
-    if isinstance(obj, LoadRSImageFromFile):
+    if isinstance(obj, types):
         return [obj]
     found = []
-    for name in ('dataset', 'datasets', 'pipeline', 'transforms'):
+    for name in ('dataset', 'datasets', 'pipeline', 'transforms', 'pipelines'):
         child = obj.__dict__.get(name) if hasattr(obj, '__dict__') else None
         if child is None:
             continue
         for item in (child if isinstance(child, (list, tuple)) else [child]):
-            found.extend(find_image_loaders(item, seen))
+            found.extend(find_transforms(item, types, seen))
     return found
+
+
+def find_image_loaders(obj) -> Sequence[LoadRSImageFromFile]:
+    """Every :class:`LoadRSImageFromFile` in a data loader / dataset (wrappers included)."""
+    return find_transforms(obj, LoadRSImageFromFile)

@@ -14,13 +14,16 @@ epoch. The value lives in shared memory, so persistent workers (forked or spawne
 the first epoch) see every new epoch too.
 """
 import hashlib
+import logging
 import os.path as osp
 import random
+import warnings
 import zlib
 
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
+from mmengine.logging import print_log
 from mmpretrain.registry import TRANSFORMS
 
 UNSET = -1
@@ -65,9 +68,14 @@ class PerSampleSeed(BaseTransform):
     concatenated datasets do not share seeds; the basename keeps them valid when the data
     folder moves).
 
-    Until :meth:`set_epoch` has been called (no ``ExactResumeHook`` in the run, or the pipeline
-    used on its own, e.g. by a browsing tool) it does nothing and the pipeline draws from the
-    RNGs as usual.
+    It cannot work on its own: the epoch is known only to the training loop, and a fixed
+    stand-in would give every epoch the same augmentations. Until :meth:`set_epoch` has been
+    called (no ``ExactResumeHook`` in ``custom_hooks``, or the pipeline used outside a training
+    run) it therefore does nothing, the pipeline draws from the global RNGs as usual, and
+    ``when_unarmed`` decides how loudly: by default one warning (per transform and process)
+    naming what to add
+    (an error would break the legitimate uses outside training: dataset browsing, the
+    visualisation tools, which seed each image themselves and set ``'ignore'``).
 
     **Required Keys:** ``sample_idx`` (once armed). **Optional Keys:** ``img_path``.
     Nothing is modified.
@@ -77,10 +85,20 @@ class PerSampleSeed(BaseTransform):
             pipeline draws from torch (the mmcv / mmpretrain / cmid_mm transforms use numpy).
             With ``num_workers=0`` this resets the main process's torch RNG for every sample;
             ``ExactResumeHook`` reseeds it before each iteration anyway.
+        when_unarmed (str): what a call before :meth:`set_epoch` does besides passing the
+            sample through: ``'warn'`` (once per process), ``'error'`` (raise) or
+            ``'ignore'``.
     """
 
-    def __init__(self, seed_torch: bool = False) -> None:
+    WHEN_UNARMED = ('warn', 'error', 'ignore')
+
+    def __init__(self, seed_torch: bool = False, when_unarmed: str = 'warn') -> None:
+        if when_unarmed not in self.WHEN_UNARMED:
+            raise ValueError(f'PerSampleSeed: when_unarmed must be one of {self.WHEN_UNARMED}; '
+                             f'got {when_unarmed!r}')
         self.seed_torch = seed_torch
+        self.when_unarmed = when_unarmed
+        self._warned = False
         # [seed, epoch] in shared memory: data-loader workers read what the hook writes.
         self._seed_epoch = torch.full((2, ), UNSET, dtype=torch.int64).share_memory_()
 
@@ -108,6 +126,7 @@ class PerSampleSeed(BaseTransform):
     def transform(self, results: dict) -> dict:
         """Reseed the RNGs for ``results``; see the class docstring."""
         if self.epoch < 0:
+            self._unarmed()
             return results
         if results.get('sample_idx') is None:
             raise KeyError(
@@ -122,5 +141,21 @@ class PerSampleSeed(BaseTransform):
                          self.seed_torch)
         return results
 
+    def _unarmed(self) -> None:
+        if self.when_unarmed == 'ignore' or (self.when_unarmed == 'warn' and self._warned):
+            return
+        msg = ('PerSampleSeed is not armed, so it does nothing: augmentations come from the '
+               'global RNG streams (they differ after a resume and with the number of '
+               "workers). Add dict(type='ExactResumeHook') to custom_hooks, which arms it "
+               'every epoch; outside a training run, call set_epoch(seed, epoch) or build it '
+               "with when_unarmed='ignore'; or remove dict(type='PerSampleSeed') from the "
+               'pipeline.')
+        if self.when_unarmed == 'error':
+            raise RuntimeError(msg)
+        self._warned = True
+        warnings.warn(msg, UserWarning, stacklevel=2)
+        print_log(msg, logger='current', level=logging.WARNING)
+
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(seed_torch={self.seed_torch})'
+        return (f'{self.__class__.__name__}(seed_torch={self.seed_torch}, '
+                f'when_unarmed={self.when_unarmed!r})')

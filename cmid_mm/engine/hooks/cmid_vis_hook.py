@@ -6,7 +6,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmpretrain.registry import HOOKS
 
-from cmid_mm.visualization.runtime import batch_pictures, unwrap
+from cmid_mm.models.utils.wrappers import unwrap_model
+from cmid_mm.visualization.runtime import batch_pictures
 
 
 def _stack(images, gap: int = 6) -> np.ndarray:
@@ -73,7 +74,7 @@ class CMIDVisualizationHook(Hook):
             return
         if not is_main_process():
             return
-        model = unwrap(runner.model)
+        model = unwrap_model(runner.model)
         if not (hasattr(model, 'mim_head') and hasattr(model, 'num_matches')):
             raise AttributeError(f'CMIDVisualizationHook needs a CMID model (with mim_head and '
                                  f'num_matches); got {type(model).__name__}')

@@ -43,6 +43,7 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmpretrain.registry import HOOKS, LOOPS
 from torch.utils.data import BatchSampler, Sampler
 
+from cmid_mm.datasets.transforms.loading import find_transforms
 from cmid_mm.datasets.transforms.sample_seed import (PerSampleSeed, derive_seed,
                                                     seed_global_rngs)
 
@@ -143,17 +144,6 @@ def _datasets(dataset) -> Iterator:
         yield from _datasets(child)
 
 
-def _transforms(transform) -> Iterator:
-    """``transform`` and every transform nested in it (Compose, MultiView, RandomApply...)."""
-    yield transform
-    inner = getattr(transform, 'transforms', None)
-    if isinstance(inner, (list, tuple)):
-        for t in inner:
-            yield from _transforms(t)
-    elif inner is not None and inner is not transform:
-        yield from _transforms(inner)
-
-
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
     """Deterministic RNG streams for bit-exact resume; see the module docstring.
@@ -175,10 +165,7 @@ class ExactResumeHook(Hook):
     def before_train(self, runner) -> None:
         dataloader = runner.train_dataloader
         datasets = list(_datasets(dataloader.dataset))
-        self._sample_seeds = [
-            t for ds in datasets if getattr(ds, 'pipeline', None) is not None
-            for t in _transforms(ds.pipeline) if isinstance(t, PerSampleSeed)
-        ]
+        self._sample_seeds = find_transforms(dataloader.dataset, PerSampleSeed)
         loop = runner.train_loop
         if not self._sample_seeds:
             runner.logger.warning(

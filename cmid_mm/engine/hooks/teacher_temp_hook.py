@@ -1,15 +1,16 @@
 """Drive the DINO teacher-temperature warm-up of CMID's local loss from the training loop."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmpretrain.registry import HOOKS
+
+from cmid_mm.models.utils.wrappers import unwrap_model
 
 
 @HOOKS.register_module()
 class TeacherTempWarmupHook(Hook):
-    """Set ``model.local_loss``'s teacher temperature before every training iteration.
+    """Set ``model.local_head``'s teacher temperature before every training iteration.
 
     The warm-up (0.04 -> 0.07 over 50 epochs in the paper) is defined in epochs by
-    ``DINOLocalLoss``. ``by_epoch=True`` (the reference) changes it once per epoch, using
+    ``DINOLocalHead``. ``by_epoch=True`` (the reference) changes it once per epoch, using
     ``runner.epoch``; ``by_epoch=False`` changes it every iteration with the fractional epoch
     ``runner.iter / len(train_dataloader)`` (smoother; the only choice for iteration-based
     loops). Both are functions of the loop counters, so resuming restores the exact value.
@@ -17,7 +18,7 @@ class TeacherTempWarmupHook(Hook):
     ``epoch_offset`` is added to that progress. The reference's schedule is one epoch ahead
     of its nominal one (docs/differences_from_reference.md): at epoch ``e`` it uses entry
     ``e + 1`` of ``linspace(0.04, 0.07, 50)``, i.e. 0.040612 at epoch 0 and 0.07 from epoch
-    48 on. ``TeacherTempWarmupHook(by_epoch=True, epoch_offset=1)`` with the loss's
+    48 on. ``TeacherTempWarmupHook(by_epoch=True, epoch_offset=1)`` with the head's
     ``warmup_teacher_temp_epochs=49`` gives exactly those values.
 
     Args:
@@ -36,12 +37,13 @@ class TeacherTempWarmupHook(Hook):
         self.epoch_offset = epoch_offset
 
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'local_loss'):
-            raise AttributeError(f'TeacherTempWarmupHook needs a model with `local_loss` '
-                                 f'(CMID); got {type(model).__name__}')
+        model = unwrap_model(runner.model)
+        head = getattr(model, 'local_head', None)
+        if not hasattr(head, 'set_teacher_temp'):
+            raise AttributeError(f'TeacherTempWarmupHook needs a model with `local_head` '
+                                 f'(CMID, a DINOLocalHead); got {type(model).__name__}')
         if self.by_epoch:
             progress = float(runner.epoch)
         else:
             progress = runner.iter / max(len(runner.train_dataloader), 1)
-        model.local_loss.set_teacher_temp(progress + self.epoch_offset)
+        head.set_teacher_temp(progress + self.epoch_offset)

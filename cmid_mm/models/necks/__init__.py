@@ -1,3 +1,4 @@
-from .local_head import CMIDLocalHead
+from .local_head import CMIDLocalHead  # deprecated alias of CMIDLocalNeck
+from .local_neck import CMIDLocalNeck
 
-__all__ = ['CMIDLocalHead']
+__all__ = ['CMIDLocalNeck', 'CMIDLocalHead']

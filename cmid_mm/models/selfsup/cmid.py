@@ -9,7 +9,7 @@ student sees both views masked, the teacher both views whole. Three losses:
 * ``loss_local``: DINO cross-entropy between position-matched cells of the last feature maps,
   student(masked A) vs teacher(B) (and B vs A).
 """
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,12 +19,18 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
 
+from cmid_mm.models.utils.deprecation import warn_renamed
 from cmid_mm.models.utils.mean_fill import mean_fill, upsample_mask
-from cmid_mm.models.utils.position_matching import cell_centers, gather_cells, match_cells
+from cmid_mm.models.utils.position_matching import (DIRECTIONS, gather_cells, match_views,
+                                                    view_cell_centers)
+
+#: cmid_mm < 0.3 called ``local_head`` ``local_loss`` (checkpoint keys ``local_loss.*``).
+OLD_LOCAL_HEAD_PREFIX = 'local_loss.'
 
 
-def _stack_field(data_samples: Sequence[DataSample], key: str, device) -> torch.Tensor:
-    """Stack a per-sample field with a leading view axis into (B, V, ...)."""
+def stack_field(data_samples: Sequence[DataSample], key: str, device=None) -> torch.Tensor:
+    """Stack a per-sample field with a leading view axis (``mask``, ``crop_bbox``, ``flip``,
+    ``crop_src_shape``) into a (B, V, ...) tensor."""
     values = [ds.get(key) for ds in data_samples]
     if any(v is None for v in values):
         raise KeyError(f'data sample has no {key!r}: the train pipeline must end with '
@@ -33,9 +39,48 @@ def _stack_field(data_samples: Sequence[DataSample], key: str, device) -> torch.
     return torch.stack([torch.as_tensor(np.asarray(v)) for v in values]).to(device)
 
 
+def _local_head_cfg(local_head: Optional[dict], local_loss: Optional[dict]) -> dict:
+    """``local_head``, with the deprecated ``local_loss`` config key folded in."""
+    if local_loss is None:
+        if local_head is None:
+            raise TypeError("CMID needs local_head=dict(type='DINOLocalHead', "
+                            'out_channels=...) (the DINO loss with its centre)')
+        return local_head
+    warn_renamed('local_loss', 'local_head', what='CMID config key')
+    if local_head is None:
+        return local_loss
+    # A config inheriting a base that has ``local_head`` and overriding ``local_loss`` (or
+    # --cfg-options model.local_loss.<key>=...) gives both: merged as mmengine merged the
+    # override into the base's ``local_loss`` before the rename (the override wins, its type
+    # too, e.g. a subclass of the old DINOLocalLoss).
+    merged = dict(local_head)
+    merged.update(local_loss)
+    if merged.get('type') == 'DINOLocalLoss' and local_head.get('type') == 'DINOLocalHead':
+        merged['type'] = 'DINOLocalHead'  # the same class under its new name
+    return merged
+
+
+def _load_old_local_loss_keys(module, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs) -> None:
+    """Load checkpoints of cmid_mm < 0.3: ``local_loss.center`` -> ``local_head.center``."""
+    old = prefix + OLD_LOCAL_HEAD_PREFIX
+    for key in [k for k in state_dict if k.startswith(old)]:
+        new = prefix + 'local_head.' + key[len(old):]
+        value = state_dict.pop(key)
+        state_dict.setdefault(new, value)
+
+
 @MODELS.register_module()
 class CMID(BaseSelfSupervisor):
     """CMID self-supervised algorithm.
+
+    Public pieces of the step (the visualisation tools use them, so their pictures show what
+    training computes): :meth:`reconstruct` (the student's masked forward and MIM
+    reconstruction of each view), :meth:`cell_centres` and :meth:`match` (the position-matched
+    cells of both directions of ``L_local``).
+
+    Checkpoints of cmid_mm < 0.3 (``local_loss.center``) load unchanged: a load-state-dict
+    pre-hook renames them to ``local_head.center``.
 
     Args:
         backbone (dict): a masked backbone whose ``forward(x, mask)`` takes a (B, H/4, W/4)
@@ -44,14 +89,17 @@ class CMID(BaseSelfSupervisor):
         mim_head (dict): pixel decoder + reconstruction losses (``CMIDMIMHead``).
         global_neck (dict): global projector, e.g. ``MoCoV2Neck`` (avgpool-fc-relu-fc).
         global_head (dict): InfoNCE with a queue (``QueueContrastiveHead``).
-        local_neck (dict): DINO head on cell features (``CMIDLocalHead``).
-        local_loss (dict): DINO loss with centre and teacher temperature (``DINOLocalLoss``).
+        local_neck (dict): DINO projection of cell features (``CMIDLocalNeck``).
+        local_head (dict): DINO loss with its centre and teacher temperature
+            (``DINOLocalHead``), as ``global_head`` holds the queue.
         base_momentum (float): EMA update weight at the start (0.004 = decay 0.996); cosine
             to ``end_momentum`` (0.0 = decay 1.0) over all iterations.
         num_matches (int): student cells kept by position matching (20 of 7x7 in the paper).
         reference_offsets (bool): reproduce the reference code's crop-offset bug in position
             matching (offsets as fractions, method.md §2.6) to compare with its released models.
         loss_weights (dict): weights of ``loss_rec``, ``loss_global``, ``loss_local`` (1 each).
+        local_loss (dict, deprecated): the old name of ``local_head`` (cmid_mm < 0.3); warns.
+            Given together with ``local_head``, its keys override ``local_head``'s.
         joint_views (bool): run both views through the backbone in one pass (student and
             teacher), instead of one pass per view as the reference does. Same losses up to
             float rounding for backbones without batch statistics (Swin, ViT: LayerNorm);
@@ -67,13 +115,14 @@ class CMID(BaseSelfSupervisor):
                  global_neck: dict,
                  global_head: dict,
                  local_neck: dict,
-                 local_loss: dict,
+                 local_head: Optional[dict] = None,
                  base_momentum: float = 0.004,
                  end_momentum: float = 0.0,
                  num_matches: int = 20,
                  reference_offsets: bool = False,
                  loss_weights: Optional[dict] = None,
                  joint_views: bool = False,
+                 local_loss: Optional[dict] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
@@ -86,7 +135,7 @@ class CMID(BaseSelfSupervisor):
         self.global_neck = MODELS.build(global_neck)
         self.global_head = MODELS.build(global_head)
         self.local_neck = MODELS.build(local_neck)
-        self.local_loss = MODELS.build(local_loss)
+        self.local_head = MODELS.build(_local_head_cfg(local_head, local_loss))
         # The teacher mirrors backbone + global projector + local head (not the MIM decoder).
         # Its first update (step 0) copies the student exactly.
         self.teacher = CosineEMA(
@@ -105,6 +154,13 @@ class CMID(BaseSelfSupervisor):
             raise ValueError(f'loss_weights must be finite numbers; got {weights}')
         self.loss_weights = weights
         self.joint_views = joint_views
+        self.register_load_state_dict_pre_hook(_load_old_local_loss_keys)
+
+    @property
+    def local_loss(self) -> nn.Module:
+        """Deprecated name of :attr:`local_head` (cmid_mm < 0.3)."""
+        warn_renamed('CMID.local_loss', 'CMID.local_head', what='attribute')
+        return self.local_head
 
     def _student_modules(self) -> nn.ModuleDict:
         """The student modules the teacher mirrors (same keys as ``self.teacher.module``)."""
@@ -127,17 +183,65 @@ class CMID(BaseSelfSupervisor):
     def _global(self, feat: torch.Tensor, neck: nn.Module) -> torch.Tensor:
         return neck([feat])[0]
 
-    def _cells(self, data_samples: Sequence[DataSample], grid_hw: tuple, device):
+    def view_masks(self, data_samples: Sequence[DataSample], device=None) -> List[torch.Tensor]:
+        """The (B, h, w) token mask of each view (1 = masked) from the data samples."""
+        masks = stack_field(data_samples, 'mask', device)
+        if masks.dim() != 4 or masks.shape[1] != 2:
+            raise ValueError(f'the data samples\' mask must be (2, h, w), one per view; got '
+                             f'{tuple(masks.shape[1:])}')
+        return [masks[:, v] for v in range(2)]
+
+    def _check_views(self, inputs) -> List[torch.Tensor]:
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError('CMID expects two views per image (inputs = [view_a, view_b]); '
+                             'use CMIDMultiView(num_views=[1, 1], ...) in the train pipeline')
+        return list(inputs)
+
+    def reconstruct(self, inputs: List[torch.Tensor], data_samples: Sequence[DataSample],
+                    return_feats: bool = False):
+        """The student's masked forward and MIM reconstruction of each view.
+
+        Each view is mean-filled where masked, passed through the student backbone with its
+        mask (mask token after the stem; one joint pass with ``joint_views``) and decoded by
+        ``mim_head``: exactly what :meth:`loss` computes. Runs in the model's current mode
+        and with gradients unless the caller disables them.
+
+        Args:
+            inputs: the two normalised views, each (B, N, H, W).
+            data_samples: per image, ``mask`` (2, h, w) token masks, 1 = masked.
+            return_feats: also return the last-stage feature maps of the masked views.
+
+        Returns:
+            Two reconstructions (B, N, H, W) in the normalised space; with ``return_feats``
+            ``(recons, feats)``, ``feats`` the two (B, C, h', w') maps.
+        """
+        views = self._check_views(inputs)
+        masks = self.view_masks(data_samples, views[0].device)
+        masked = [mean_fill(view, upsample_mask(mask, view.shape[-2:]))
+                  for view, mask in zip(views, masks)]
+        feats = self._per_view(self.backbone, masked, masks)
+        recons = [self.mim_head(feat) for feat in feats]
+        return (recons, feats) if return_feats else recons
+
+    def cell_centres(self, data_samples: Sequence[DataSample], grid_hw: Tuple[int, int],
+                     device=None) -> torch.Tensor:
         """Cell centres (B, 2, h*w, 2) of both views in source pixels (method.md §2.6)."""
-        boxes = _stack_field(data_samples, 'crop_bbox', device).float()
-        flips = _stack_field(data_samples, 'flip', device).bool()
-        src = _stack_field(data_samples, 'crop_src_shape', device).float() \
+        boxes = stack_field(data_samples, 'crop_bbox', device).float()
+        flips = stack_field(data_samples, 'flip', device).bool()
+        src = stack_field(data_samples, 'crop_src_shape', device).float() \
             if self.reference_offsets else None
-        return torch.stack([
-            cell_centers(boxes[:, v], flips[:, v], grid_hw,
-                         src[:, v] if src is not None else None, self.reference_offsets)
-            for v in range(2)
-        ], dim=1)
+        return view_cell_centers(boxes, flips, tuple(grid_hw), src, self.reference_offsets)
+
+    def match(self, data_samples: Sequence[DataSample], grid_hw: Tuple[int, int],
+              device=None) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """The position-matched cells of ``L_local`` for an (h, w) = ``grid_hw`` map.
+
+        Returns:
+            ``[(idx_a, idx_b), (idx_b, idx_a)]``: for the directions student A -> teacher B and
+            student B -> teacher A, the (B, num_matches) student-cell and teacher-cell indices
+            (row-major over the map), as :func:`~cmid_mm.models.utils.match_views`.
+        """
+        return match_views(self.cell_centres(data_samples, grid_hw, device), self.num_matches)
 
     def loss(self, inputs: List[torch.Tensor], data_samples: List[DataSample],
              **kwargs) -> Dict[str, torch.Tensor]:
@@ -152,11 +256,8 @@ class CMID(BaseSelfSupervisor):
         Returns:
             ``loss_rec``, ``loss_global``, ``loss_local`` (already weighted).
         """
-        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-            raise ValueError('CMID expects two views per image (inputs = [view_a, view_b]); '
-                             'use CMIDMultiView(num_views=[1, 1], ...) in the train pipeline')
-        views = list(inputs)
-        masks = torch.stack([ds.mask for ds in data_samples]).to(views[0].device)  # (B,2,h,w)
+        views = self._check_views(inputs)
+        view_masks = self.view_masks(data_samples, views[0].device)
 
         # Teacher: EMA update with the current student, then plain forward of both views.
         # (mmpretrain convention, as in BYOL / MoCo: updating before this step's optimizer
@@ -168,13 +269,10 @@ class CMID(BaseSelfSupervisor):
             t_keys = [self._global(f, teacher.global_neck) for f in t_feats]
 
         # Student: both views masked (mean fill in pixels + mask token after the stem).
-        view_masks = [masks[:, v] for v in range(2)]
-        masked = [mean_fill(view, upsample_mask(mask, view.shape[-2:]))
-                  for view, mask in zip(views, view_masks)]
-        s_feats = self._per_view(self.backbone, masked, view_masks)
+        recons, s_feats = self.reconstruct(views, data_samples, return_feats=True)
         loss_rec = sum(
-            sum(self.mim_head.loss(feat, view, mask).values())
-            for feat, view, mask in zip(s_feats, views, view_masks)) / 2
+            sum(self.mim_head.loss_by_recon(recon, view, mask).values())
+            for recon, view, mask in zip(recons, views, view_masks)) / 2
 
         # Global: student(masked X) vs teacher(other view), queue of teacher keys. Both
         # directions in one call: the mean over 2B rows is the mean of the two directions.
@@ -184,14 +282,13 @@ class CMID(BaseSelfSupervisor):
 
         # Local: DINO on position-matched cells of the last feature maps.
         grid_hw = tuple(s_feats[0].shape[-2:])
-        centres = self._cells(data_samples, grid_hw, views[0].device)
         loss_local, t_outs = 0., []
-        for s, t in ((0, 1), (1, 0)):
-            idx_s, idx_t = match_cells(centres[:, s], centres[:, t], self.num_matches)
+        for (s, t), (idx_s, idx_t) in zip(DIRECTIONS,
+                                          self.match(data_samples, grid_hw, views[0].device)):
             s_out = self.local_neck(gather_cells(s_feats[s], idx_s))
             with torch.no_grad():
                 t_out = teacher.local_neck(gather_cells(t_feats[t], idx_t))
-            loss_local = loss_local + self.local_loss(s_out, t_out) / 2
+            loss_local = loss_local + self.local_head.loss(s_out, t_out) / 2
             t_outs.append(t_out)
 
         losses = dict(loss_rec=loss_rec, loss_global=loss_global, loss_local=loss_local)
@@ -200,7 +297,7 @@ class CMID(BaseSelfSupervisor):
         self.global_head.enqueue(t_keys[1])
         self.global_head.enqueue(t_keys[0])
         # Centre: once per step, from the teacher outputs of both directions.
-        self.local_loss.update_center(torch.cat(t_outs, dim=-1))
+        self.local_head.update_center(torch.cat(t_outs, dim=-1))
         return {k: self.loss_weights[k] * v for k, v in losses.items()}
 
     @staticmethod

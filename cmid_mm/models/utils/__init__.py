@@ -1,6 +1,10 @@
+from .conv_layout import keep_conv_layout
 from .multiband_preprocessor import MultiBandSelfSupDataPreprocessor
-from .position_matching import cell_centers, gather_cells, match_cells
+from .position_matching import (DIRECTIONS, cell_centers, gather_cells, match_cells,
+                                match_views, view_cell_centers)
+from .wrappers import unwrap_model
 
 __all__ = [
-    'cell_centers', 'gather_cells', 'match_cells', 'MultiBandSelfSupDataPreprocessor'
+    'DIRECTIONS', 'cell_centers', 'gather_cells', 'keep_conv_layout', 'match_cells',
+    'match_views', 'MultiBandSelfSupDataPreprocessor', 'unwrap_model', 'view_cell_centers'
 ]

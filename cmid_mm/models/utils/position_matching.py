@@ -6,7 +6,7 @@ Each cell of a view's (h, w) output map covers a rectangle of its crop; its cent
 image pixels is known from the crop box and the flip. ``L_local`` compares student cells with
 the teacher cells of the other view that are nearest in the source image.
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -141,3 +141,42 @@ def gather_cells(feat: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """
     flat = feat.flatten(2)
     return flat.gather(2, idx[:, None, :].expand(-1, flat.shape[1], -1))
+
+
+#: The two directions of ``L_local``: (student view, teacher view), A = 0, B = 1.
+DIRECTIONS = ((0, 1), (1, 0))
+
+
+def view_cell_centers(crop_bbox: torch.Tensor,
+                      flip: torch.Tensor,
+                      grid_hw: Tuple[int, int],
+                      src_shape: Optional[torch.Tensor] = None,
+                      reference_offsets: bool = False) -> torch.Tensor:
+    """:func:`cell_centers` of every view: ``(B, V, 4)`` boxes, ``(B, V)`` flips and (with
+    ``reference_offsets``) ``(B, V, 2)`` source shapes give ``(B, V, h * w, 2)`` centres."""
+    if crop_bbox.dim() != 3:
+        raise ValueError(f'crop_bbox must be (B, V, 4) [top, left, height, width] per view; '
+                         f'got {tuple(crop_bbox.shape)}')
+    return torch.stack([
+        cell_centers(crop_bbox[:, v], flip[:, v], grid_hw,
+                     src_shape[:, v] if src_shape is not None else None, reference_offsets)
+        for v in range(crop_bbox.shape[1])
+    ], dim=1)
+
+
+def match_views(centers: torch.Tensor,
+                num_matches: int) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """The matched cells of both directions of ``L_local`` (:data:`DIRECTIONS`).
+
+    Args:
+        centers: ``(B, 2, N, 2)`` cell centres of views A and B (:func:`view_cell_centers`).
+        num_matches: student cells kept per direction.
+
+    Returns:
+        ``[(idx_a, idx_b), (idx_b, idx_a)]``: per direction the ``(B, n)`` student-cell and
+        teacher-cell indices (A student first, then B student), from :func:`match_cells`.
+    """
+    if centers.dim() != 4 or centers.shape[1] != 2:
+        raise ValueError(f'centers must be (B, 2, N, 2) for views A and B; got '
+                         f'{tuple(centers.shape)}')
+    return [match_cells(centers[:, s], centers[:, t], num_matches) for s, t in DIRECTIONS]

@@ -203,3 +203,31 @@ def test_base_arch_masked_shape():
     with torch.no_grad():
         out = cmid(torch.randn(1, 3, 64, 64), random_mask(1, 16))
     assert len(out) == 1 and out[0].shape == (1, 768, 4, 4)
+
+
+def test_mask_stride_comes_from_the_config():
+    """mask_stride = token_stride of BlockMaskGenerator: a stride-8 mask on a stride-8 backbone
+    masks the same patches as the same mask written at stride 4 on a stride-4 backbone."""
+    _, cmid4 = build_pair()
+    cmid8 = CMIDVisionTransformer(mask_stride=8, **SMALL)
+    cmid8.load_state_dict(cmid4.state_dict(), strict=True)
+    with torch.no_grad():
+        cmid4.mask_token.normal_()
+        cmid8.mask_token.copy_(cmid4.mask_token)
+    assert cmid8.cells_per_patch == (2, 2)
+    mask8 = random_mask(2, 8, p=0.4)
+    mask4 = mask8.repeat_interleave(2, 1).repeat_interleave(2, 2)
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(run(cmid8, x, mask8)[0], run(cmid4, x, mask4)[0])
+    assert not torch.equal(run(cmid8, x, mask8)[0], run(cmid8, x)[0])
+
+
+def test_mask_of_another_stride_names_both_settings():
+    _, cmid4 = build_pair()
+    with pytest.raises(ValueError, match=r'\(2, 8, 8\) \(a 8 px mask grid\).*mask_stride=4 px.*'
+                                         r'token_stride of BlockMaskGenerator'):
+        cmid4(torch.randn(2, 3, 64, 64), torch.zeros(2, 8, 8))
+    with pytest.raises(ValueError, match=r'stride \(16, 16\) but mask_stride=3'):
+        CMIDVisionTransformer(mask_stride=3, **SMALL)
+    with pytest.raises(ValueError, match='mask_stride must be a positive int'):
+        CMIDVisionTransformer(mask_stride=0, **SMALL)

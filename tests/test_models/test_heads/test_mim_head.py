@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from torch import nn
 
@@ -16,15 +17,16 @@ def _head(**kwargs):
 def test_decoder_layout():
     head = _head()
     assert isinstance(head, CMIDMIMHead)
-    conv, shuffle = head.decoder
-    assert isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1)
-    assert conv.out_channels == 4 * 4 * 3
+    linear, shuffle = head.decoder
+    assert isinstance(linear, nn.Linear) and linear.in_features == 8
+    assert linear.out_features == 4 * 4 * 3
+    assert head.state_dict()['decoder.0.weight'].shape == (48, 8, 1, 1)  # Conv2d layout
     assert isinstance(shuffle, nn.PixelShuffle) and shuffle.upscale_factor == 4
-    # Constant conv output = its bias: channel c * 16 + i * 4 + j goes to pixel (i, j) of
+    # Constant linear output = its bias: channel c * 16 + i * 4 + j goes to pixel (i, j) of
     # every 4x4 block of output channel c.
     with torch.no_grad():
-        conv.weight.zero_()
-        conv.bias.copy_(torch.arange(48.))
+        linear.weight.zero_()
+        linear.bias.copy_(torch.arange(48.))
     out = head(torch.randn(2, 8, 2, 3))
     assert out.shape == (2, 3, 8, 12)
     block = torch.arange(48.).view(3, 4, 4)
@@ -33,21 +35,23 @@ def test_decoder_layout():
 
 
 def test_forward_equals_conv_and_pixel_shuffle():
-    """forward() runs the 1x1 conv as a matrix product: same output and gradients."""
+    """forward() runs the Linear on the cells: the output and gradients of a 1x1 Conv2d with
+    the checkpoint's (Conv2d-layout) weights followed by the pixel shuffle."""
     torch.manual_seed(0)
     head = _head()
+    sd = head.state_dict()
+    weight = sd['decoder.0.weight'].clone().requires_grad_()
     feat = torch.randn(2, 8, 3, 5, requires_grad=True)
     feat_ref = feat.detach().clone().requires_grad_()
-    out, ref = head(feat), head.decoder(feat_ref)
+    out = head(feat)
+    ref = F.pixel_shuffle(F.conv2d(feat_ref, weight, sd['decoder.0.bias']), 4)
     assert out.shape == ref.shape == (2, 3, 12, 20)
     assert torch.allclose(out, ref, atol=1e-6)
-    weight = torch.randn_like(ref)
-    (out * weight).sum().backward()
-    grad_w = head.decoder[0].weight.grad.clone()
-    head.zero_grad()
-    (ref * weight).sum().backward()
+    w = torch.randn_like(ref)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
     assert torch.allclose(feat.grad, feat_ref.grad, atol=1e-5)
-    assert torch.allclose(grad_w, head.decoder[0].weight.grad, atol=1e-5)
+    assert torch.allclose(head.decoder[0].weight.grad, weight.grad.flatten(1), atol=1e-5)
 
 
 @pytest.mark.parametrize('grid', [2, 4, 8])

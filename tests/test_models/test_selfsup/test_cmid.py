@@ -26,10 +26,10 @@ def _cfg(backbone, feat_ch, stride=32, num_matches=2, with_bn=False):
                          out_channels=16, with_avg_pool=True),
         global_head=dict(type='QueueContrastiveHead', feat_dim=16, queue_len=16,
                          temperature=0.2),
-        local_neck=dict(type='CMIDLocalHead', in_channels=feat_ch, hid_channels=32,
+        local_neck=dict(type='CMIDLocalNeck', in_channels=feat_ch, hid_channels=32,
                         bottleneck_channels=8, out_channels=24, num_layers=3,
                         with_bn=with_bn),
-        local_loss=dict(type='DINOLocalLoss', out_channels=24),
+        local_head=dict(type='DINOLocalHead', out_channels=24),
         num_matches=num_matches)
 
 
@@ -101,7 +101,7 @@ def test_step_losses_gradients_and_teacher(arch):
         assert torch.equal(v, student[k]), k
     # Queue advanced by both views' keys (2 x B), centre moved away from zero.
     assert int(model.global_head.queue_ptr) == 8
-    assert model.local_loss.center.abs().sum() > 0
+    assert model.local_head.center.abs().sum() > 0
 
 
 def test_teacher_changes_only_by_ema():
@@ -172,7 +172,7 @@ def test_non_finite_loss_names_term_and_iteration():
     model = MODELS.build(copy.deepcopy(CONFIGS['resnet']))
     views, samples = _batch()
     views[0][0, 0, 0, 0] = float('nan')  # one corrupt pixel
-    before = {k: v.clone() for k, v in model.state_dict().items()}
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
     with pytest.raises(FloatingPointError, match=r'iteration 41.*loss_rec'):
         model.loss(views, samples)
     # parameters untouched (buffers such as the queue may have advanced)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmid_mm.models.losses import DINOLocalLoss
+from cmid_mm.models.heads import DINOLocalHead
 
 
 def _softmax(x, axis):
@@ -13,13 +13,13 @@ def _softmax(x, axis):
 def test_dino_loss_matches_formula():
     torch.manual_seed(0)
     K, B, M = 5, 2, 3
-    loss_fn = DINOLocalLoss(out_channels=K)
+    loss_fn = DINOLocalHead(out_channels=K)
     center = torch.randn(1, K, 1) * 0.1
     loss_fn.center.copy_(center)
     loss_fn.set_teacher_temp(10.0)  # 0.04 + 0.03 * 10 / 50 = 0.046
     student = torch.randn(B, K, M, requires_grad=True)
     teacher = torch.randn(B, K, M, requires_grad=True)
-    loss = loss_fn(student, teacher)
+    loss = loss_fn.loss(student, teacher)
 
     s, t, c = (x.detach().double().numpy() for x in (student, teacher, center))
     p_t = _softmax((t - c) / 0.046, axis=1)
@@ -35,7 +35,7 @@ def test_dino_loss_matches_formula():
 
 
 def test_center_after_two_updates():
-    loss_fn = DINOLocalLoss(out_channels=2, center_momentum=0.9)
+    loss_fn = DINOLocalHead(out_channels=2, center_momentum=0.9)
     t1 = torch.tensor([[[1., 3.], [0., 2.]], [[5., 7.], [4., 6.]]])  # means: k0 4, k1 3
     t2 = torch.tensor([[[2., 2.], [-2., -2.]]])  # means: k0 2, k1 -2
     loss_fn.update_center(t1)
@@ -50,20 +50,27 @@ def test_center_after_two_updates():
 @pytest.mark.parametrize('epoch,expected', [(0, 0.04), (25, 0.055), (12.5, 0.0475), (50, 0.07),
                                             (60, 0.07)])
 def test_teacher_temp_schedule(epoch, expected):
-    loss_fn = DINOLocalLoss(out_channels=4)
+    loss_fn = DINOLocalHead(out_channels=4)
     loss_fn.set_teacher_temp(epoch)
     assert loss_fn.cur_teacher_temp == pytest.approx(expected)
 
 
 def test_teacher_temp_initial_and_no_warmup():
-    assert DINOLocalLoss(out_channels=4).cur_teacher_temp == pytest.approx(0.04)
-    loss_fn = DINOLocalLoss(out_channels=4, warmup_teacher_temp_epochs=0)
+    assert DINOLocalHead(out_channels=4).cur_teacher_temp == pytest.approx(0.04)
+    loss_fn = DINOLocalHead(out_channels=4, warmup_teacher_temp_epochs=0)
     assert loss_fn.cur_teacher_temp == pytest.approx(0.07)
 
 
 def test_shape_errors():
-    loss_fn = DINOLocalLoss(out_channels=4)
+    loss_fn = DINOLocalHead(out_channels=4)
     with pytest.raises(ValueError, match='out_channels'):
         loss_fn(torch.zeros(1, 3, 2), torch.zeros(1, 3, 2))
     with pytest.raises(ValueError, match='same shape'):
         loss_fn(torch.zeros(1, 4, 2), torch.zeros(1, 4, 3))
+
+
+def test_forward_is_loss():
+    torch.manual_seed(0)
+    head = DINOLocalHead(out_channels=4)
+    s, t = torch.randn(2, 4, 3), torch.randn(2, 4, 3)
+    assert torch.equal(head(s, t), head.loss(s, t))

@@ -2,14 +2,15 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from cmid_mm.models.necks import CMIDLocalHead
+from cmid_mm.models.necks import CMIDLocalNeck
 
 
 def _head(**kwargs):
-    cfg = dict(type='CMIDLocalHead', in_channels=6, hid_channels=16, bottleneck_channels=4,
+    cfg = dict(type='CMIDLocalNeck', in_channels=6, hid_channels=16, bottleneck_channels=4,
                out_channels=10)
     cfg.update(kwargs)
     return MODELS.build(cfg)
@@ -17,14 +18,15 @@ def _head(**kwargs):
 
 def test_structure_and_shape():
     head = _head(with_bn=True)
-    assert isinstance(head, CMIDLocalHead)
+    assert isinstance(head, CMIDLocalNeck)
     kinds = [type(m) for m in head.mlp]
-    assert kinds == [nn.Conv1d, nn.BatchNorm1d, nn.GELU, nn.Conv1d, nn.BatchNorm1d, nn.GELU,
-                     nn.Conv1d]
-    assert [m.out_channels for m in head.mlp if isinstance(m, nn.Conv1d)] == [16, 16, 4]
+    assert kinds == [nn.Linear, nn.BatchNorm1d, nn.GELU, nn.Linear, nn.BatchNorm1d, nn.GELU,
+                     nn.Linear]
+    assert [m.out_features for m in head.mlp if isinstance(m, nn.Linear)] == [16, 16, 4]
+    assert isinstance(head.last_layer, nn.Linear) and head.last_layer.out_features == 10
     assert head(torch.randn(2, 6, 5)).shape == (2, 10, 5)
-    assert [type(m) for m in _head().mlp] == [nn.Conv1d, nn.GELU, nn.Conv1d, nn.GELU, nn.Conv1d]
-    assert [type(m) for m in _head(num_layers=1).mlp] == [nn.Conv1d]
+    assert [type(m) for m in _head().mlp] == [nn.Linear, nn.GELU, nn.Linear, nn.GELU, nn.Linear]
+    assert [type(m) for m in _head(num_layers=1).mlp] == [nn.Linear]
     assert len(_head(num_layers=4).mlp) == 7
     with pytest.raises(ValueError, match='num_layers'):
         _head(num_layers=0)
@@ -36,9 +38,9 @@ def test_output_is_cosine_to_prototypes():
     x = torch.randn(2, 6, 5)
     out = head(x)
     # g = 1: the effective weight is v / ||v|| per prototype; bottleneck is unit-norm.
-    v = head.last_layer.parametrizations.weight.original1.detach()[:, :, 0]  # (10, 4)
+    v = head.last_layer.parametrizations.weight.original1.detach()  # (10, 4)
     protos = v / v.norm(dim=1, keepdim=True)
-    z = head.mlp(x)
+    z = head.mlp(x.transpose(1, 2)).transpose(1, 2)  # Linear layers act on each cell
     z = z / z.norm(dim=1, keepdim=True)
     assert torch.allclose(out, torch.einsum('kc,bcm->bkm', protos, z), atol=1e-6)
     assert out.abs().max() <= 1 + 1e-6
@@ -53,7 +55,8 @@ def test_g_fixed_and_gradients():
     torch.manual_seed(0)
     head = _head(with_bn=True)
     g = head.last_layer.parametrizations.weight.original0
-    assert g.shape == (10, 1, 1)
+    assert g.shape == (10, 1)
+    assert head.state_dict()['last_layer.parametrizations.weight.original0'].shape == (10, 1, 1)
     assert torch.equal(g, torch.ones_like(g))
     assert not g.requires_grad
     head(torch.randn(3, 6, 4)).pow(2).sum().backward()
@@ -92,22 +95,27 @@ def test_deepcopy_for_ema_teacher():
 
 
 @pytest.mark.parametrize('with_bn', [False, True])
-def test_rows_path_equals_conv1d(with_bn):
-    """forward() uses F.linear on (B*M, C) rows; it must equal running the Conv1d layers."""
+def test_linear_rows_equal_conv1d_of_the_checkpoint(with_bn):
+    """The Linear layers compute what the checkpoint's 1x1 Conv1d weights (the reference's
+    layers) compute on (B, C, M) maps, BN statistics included."""
     torch.manual_seed(0)
-    head = CMIDLocalHead(in_channels=12, hid_channels=16, bottleneck_channels=6,
+    head = CMIDLocalNeck(in_channels=12, hid_channels=16, bottleneck_channels=6,
                          out_channels=10, num_layers=3, with_bn=with_bn).train()
-    ref = copy.deepcopy(head)
+    sd = head.state_dict()  # Conv1d layout
     x = torch.randn(4, 12, 5)
     out = head(x)
     h = x
-    for layer in ref.mlp:
-        h = layer(h)
-    expected = ref.last_layer(torch.nn.functional.normalize(h, dim=1))
+    for i, layer in enumerate(head.mlp):
+        if isinstance(layer, nn.Linear):
+            h = F.conv1d(h, sd[f'mlp.{i}.weight'], sd[f'mlp.{i}.bias'])
+        elif isinstance(layer, nn.BatchNorm1d):
+            h = F.batch_norm(h, None, None, sd[f'mlp.{i}.weight'], sd[f'mlp.{i}.bias'],
+                             training=True)
+        else:
+            h = layer(h)
+    g = sd['last_layer.parametrizations.weight.original0']
+    v = sd['last_layer.parametrizations.weight.original1']
+    expected = F.conv1d(F.normalize(h, dim=1), g * v / v.norm(dim=(1, 2), keepdim=True))
     assert out.shape == (4, 10, 5)
+    # different kernels (conv vs matrix product), float32 sums over <= 16 terms
     assert torch.allclose(out, expected, atol=1e-5)
-    if with_bn:  # same batch statistics -> same running statistics
-        for a, b in zip(head.mlp, ref.mlp):
-            if isinstance(a, torch.nn.BatchNorm1d):
-                assert torch.allclose(a.running_mean, b.running_mean, atol=1e-6)
-                assert torch.allclose(a.running_var, b.running_var, atol=1e-5)
