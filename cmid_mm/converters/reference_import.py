@@ -230,7 +230,7 @@ _PREFIXES = [
     ('branch_projector.layer.0.', 'teacher.module.global_neck.mlp.'),
     ('class_projector.', 'local_neck.'),
     ('branch_class_projector.', 'teacher.module.local_neck.'),
-    ('class_loss.center', 'local_loss.center'),
+    ('class_loss.center', 'local_head.center'),
     ('queue_ptr', 'global_head.queue_ptr'),
     ('queue', 'global_head.queue'),
 ]

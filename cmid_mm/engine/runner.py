@@ -36,6 +36,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from ..models.utils.wrappers import unwrap_model
 from ..utils.checkpoint_guard import (checkpoint_problem, find_resumable_checkpoint,
                                      runner_checkpoints)
 
@@ -126,7 +127,7 @@ class SafeRunner(Runner):
 
     # ------------------------------------------------------------------ saving
     def save_checkpoint(self, out_dir: str, filename: str, *args, **kwargs):
-        model = self.model.module if hasattr(self.model, 'module') else self.model
+        model = unwrap_model(self.model)
         bad = first_non_finite(model.state_dict(), 'state_dict')
         if bad is None and getattr(self, 'optim_wrapper', None) is not None:
             try:

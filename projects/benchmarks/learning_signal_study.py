@@ -3,7 +3,7 @@
     python projects/benchmarks/learning_signal_study.py --iters 60 --seeds 0 1 2 \
         --work-dir work_dirs/study --out docs/learning_signal
 
-For every seed and method (``configs/study/<method>.py``) it pretrains a ResNet-18 on the
+For every seed and method (``projects/benchmarks/configs/<method>.py``) it pretrains a ResNet-18 on the
 ``data/rs_study`` pool with ``tools/train.py`` in a subprocess (same pool, batch, optimizer,
 iteration budget; checkpoints at 1/3, 2/3 and 3/3 of the budget), then probes the FROZEN
 student backbone of every checkpoint, and the random initialisation of the seed (iteration 0),
@@ -73,7 +73,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/study')
     parser.add_argument('--out', default='docs/learning_signal')
     parser.add_argument('--data', default='data/rs_study', help='made by make_rs_study.py')
-    parser.add_argument('--config-dir', default='configs/study')
+    parser.add_argument('--config-dir', default='projects/benchmarks/configs')
     parser.add_argument('--checkpoints', type=int, default=3,
                         help='checkpoints at k/N of the budget, k = 1..N')
     parser.add_argument('--threads', type=int, default=2,
@@ -119,7 +119,7 @@ def budget_options(method: str, iters: int, n_ckpt: int, seed: int, iters_per_ep
     if num_workers == 0:
         opts.append('train_dataloader.persistent_workers=False')
     if method in CMID_METHODS:  # teacher-temperature warm-up over the first 30 % of the budget
-        opts.append('model.local_loss.warmup_teacher_temp_epochs='
+        opts.append('model.local_head.warmup_teacher_temp_epochs='
                     f'{0.3 * iters / max(iters_per_epoch, 1):.4f}')
     return opts
 
@@ -679,7 +679,7 @@ def main(argv=None):
     mean, std = list(random_cfg.pool_mean), list(random_cfg.pool_std)
     manifest = json.load(open(osp.join(args.data, 'manifest.json')))
     if [round(v, 2) for v in manifest['pretrain']['mean_rgb']] != mean:
-        print('[study] warning: configs/study normalisation differs from the pool statistics '
+        print('[study] warning: projects/benchmarks/configs normalisation differs from the pool statistics '
               f'in {args.data}/manifest.json', flush=True)
     pool_tiles = manifest['pretrain']['num_tiles']
     batch = int(random_cfg.batch_size)

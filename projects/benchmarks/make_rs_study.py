@@ -517,7 +517,7 @@ Licence lines of the original data:
 ## Layout
 
 - `manifest.json`: the task files, the pretraining tiles (file, source, position), the pool's
-  per-channel mean / std (0-255, used by every config in `configs/study/`) and the held-out
+  per-channel mean / std (0-255, used by every config in `projects/benchmarks/configs/`) and the held-out
   rectangles the pool avoids.
 - `probes/<task>.json`: per task its classes, scenes (stored image + mask, source image,
   offset and scale in source pixels, GSD), spatial split, label rule, class balance and the

@@ -176,7 +176,7 @@ def test_committed_labels_match_the_masks(manifest):
 def test_configs_use_the_pool_statistics(manifest):
     from mmengine.config import Config
 
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'study', '_base_', 'study_common.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'projects', 'benchmarks', 'configs', '_base_', 'study_common.py'))
     assert cfg.pool_mean == manifest['pretrain']['mean_rgb']
     assert cfg.pool_std == manifest['pretrain']['std_rgb']
 

@@ -22,12 +22,12 @@ def test_portable_paths(tmp_path):
 
 
 def test_portable_command_line(tmp_path):
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), 'configs/study/cmid.py',
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), 'projects/benchmarks/configs/cmid.py',
            '--work-dir', osp.join(REPO, 'work_dirs', 'it45'), '--cfg-options',
            f'train_dataloader.dataset.data_root={REPO}/data/rs_study', 'train_cfg.max_iters=45',
            f'x={tmp_path}']
     assert rp.portable_args(cmd) == [
-        'python', osp.join('tools', 'train.py'), 'configs/study/cmid.py', '--work-dir',
+        'python', osp.join('tools', 'train.py'), 'projects/benchmarks/configs/cmid.py', '--work-dir',
         osp.join('work_dirs', 'it45'), '--cfg-options',
         f'train_dataloader.dataset.data_root={osp.join("data", "rs_study")}',
         'train_cfg.max_iters=45', f'x=<outside>/{tmp_path.name}']

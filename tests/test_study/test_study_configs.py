@@ -9,7 +9,7 @@ import torch
 from mmengine.config import Config
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'study', '*.py')))
+CONFIGS = sorted(glob.glob(osp.join(REPO, 'projects', 'benchmarks', 'configs', '*.py')))
 TRAINED = [c for c in CONFIGS if not c.endswith('random.py')]
 
 
@@ -101,7 +101,7 @@ def test_ablation_weights():
 
 
 def test_no_ffl_really_drops_the_frequency_term():
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'study', 'cmid_no-ffl.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'projects', 'benchmarks', 'configs', 'cmid_no-ffl.py'))
     head = _build(cfg).mim_head
     with torch.no_grad():
         losses = head.loss(torch.randn(2, 512, 3, 3), torch.randn(2, 3, 96, 96),
@@ -111,7 +111,7 @@ def test_no_ffl_really_drops_the_frequency_term():
 
 @pytest.mark.parametrize('method', ['cmid', 'mocov2'])
 def test_budget_options_merge(method):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'study', f'{method}.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'projects', 'benchmarks', 'configs', f'{method}.py'))
     iters = study.round_budget(20, 3)
     assert iters == 21
     opts = study.budget_options(method, iters, 3, seed=7, iters_per_epoch=6,
@@ -125,9 +125,9 @@ def test_budget_options_merge(method):
     assert int(cfg.randomness.seed) == 7
     assert cfg.train_dataloader.dataset.data_root == '/x/rs_study'
     if method == 'cmid':
-        assert float(cfg.model.local_loss.warmup_teacher_temp_epochs) == pytest.approx(1.05)
+        assert float(cfg.model.local_head.warmup_teacher_temp_epochs) == pytest.approx(1.05)
     else:
-        assert not any('local_loss' in o for o in opts)
+        assert not any('local_head' in o for o in opts)
 
 
 def test_parse_times_skips_warmup_and_checkpoint_iterations(tmp_path):

@@ -14,14 +14,16 @@ import cmid_mm  # noqa: F401
 from cmid_mm.engine import SafeRunner, build_runner
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+CONFIGS = sorted(p for pattern in (('configs', '**', '*.py'),
+                                    ('projects', 'benchmarks', 'configs', '*.py'))
+                 for p in glob.glob(osp.join(REPO, *pattern), recursive=True)
                  if '_base_' not in p)
 
 
 def test_there_are_configs_of_every_kind():
-    kinds = {osp.relpath(p, osp.join(REPO, 'configs')).split('/')[0] for p in CONFIGS}
+    kinds = {osp.relpath(p, REPO).split('/')[-2] for p in CONFIGS}
     assert {'classification', 'segmentation', 'detection', 'changedet', 'opencd',
-            'study'} <= kinds
+            'configs'} <= kinds  # 'configs': the recipes and the study's configs
     assert len(CONFIGS) >= 40
 
 

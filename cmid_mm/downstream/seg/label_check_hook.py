@@ -8,8 +8,9 @@ from typing import Optional, Sequence
 
 import torch
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmseg.registry import HOOKS
+
+from ...models.utils.wrappers import unwrap_model
 
 
 def check_seg_labels(data_samples: Sequence, num_classes: int, ignore_index: int) -> None:
@@ -52,7 +53,7 @@ class SegLabelCheckHook(Hook):
         self.ignore_index = ignore_index
 
     def _limits(self, runner):
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        model = unwrap_model(runner.model)
         head = getattr(model, 'decode_head', None)
         num_classes = self.num_classes or getattr(head, 'num_classes', None)
         ignore_index = self.ignore_index if self.ignore_index is not None else getattr(

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
+from ...models.utils.wrappers import unwrap_model
 from mmengine.registry import HOOKS
 
 # Module tensors that a checkpoint need not hold: (pattern, why).
@@ -405,8 +405,7 @@ def check_pretrained_loads(model: torch.nn.Module, strict: bool = True,
     Unexpected keys (in the file, not in the module: e.g. stage-4 weights of a 3-stage
     backbone) are only reported.
     """
-    if is_model_wrapper(model):
-        model = model.module
+    model = unwrap_model(model)
     cache: Dict[str, Dict[str, torch.Tensor]] = {}
     reports = []
     for name, module in model.named_modules():

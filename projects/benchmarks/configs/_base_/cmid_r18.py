@@ -2,8 +2,8 @@
 # settings. Ablations change loss_weights / the frequency-loss weight only.
 _base_ = [
     './study_common.py',
-    '../../_base_/models/cmid_resnet50.py',
-    '../../_base_/datasets/cmid_views.py',  # crop_and_flip, colour_aug: the CMID views
+    '../../../../configs/_base_/models/cmid_resnet50.py',
+    '../../../../configs/_base_/datasets/cmid_views.py',  # crop_and_flip, colour_aug: the CMID views
 ]
 
 crop_and_flip = [

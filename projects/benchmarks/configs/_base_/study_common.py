@@ -2,8 +2,8 @@
 # one input size, one batch size, one optimizer family, an iteration budget with checkpoints
 # at fixed fractions of it. projects/benchmarks/learning_signal_study.py sets the budget with
 # --cfg-options (train_cfg.max_iters, the scheduler ends, the checkpoint interval); the values
-# here are a 90-iteration default so that `python tools/train.py configs/study/<m>.py` runs.
-_base_ = ['../../_base_/default_runtime.py']
+# here are a 90-iteration default so that `python tools/train.py projects/benchmarks/configs/<m>.py` runs.
+_base_ = ['../../../../configs/_base_/default_runtime.py']
 
 crop_size = 96  # ResNet-18 last stage: 3x3 cells
 batch_size = 32
