@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # System services some tests bring up for real (Debian packages): a single-node Slurm cluster
-# on loopback for tests/test_scale/test_slurm.py (slurmctld, slurmd, slurm-client, munge).
+# on loopback for tests/integration/test_slurm.py (slurmctld, slurmd, slurm-client, munge).
 #
 #   sudo bash tools/install_test_services.sh     # or: CMID_TEST_SERVICES=1 bash tools/setup_env.sh
 #

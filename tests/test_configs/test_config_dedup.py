@@ -29,11 +29,7 @@ def _top_level(folder):
 
 
 def _opencd_root():
-    sys.path.insert(0, osp.join(REPO, 'tests', 'test_opencd'))
-    try:
-        from opencd_utils import find_opencd
-    finally:
-        sys.path.pop(0)
+    from tests.test_opencd.opencd_utils import find_opencd
     root, reason = find_opencd()
     if root is None:
         pytest.skip(reason)
@@ -177,7 +173,7 @@ def test_opencd_swin_b_parts(monkeypatch):
 def test_cmid_views_at_three_sizes():
     """One definition of the view transforms; the recipe, the demo and the study set the size."""
     for rel, size in (('cmid_resnet50_pretrain.py', 224), ('cmid_demo_resnet18_rs-sample.py', 128),
-                      ('study/cmid.py', 96)):
+                      (osp.join('..', 'projects', 'benchmarks', 'configs', 'cmid.py'), 96)):
         pipeline = _load(rel).train_dataloader.dataset.pipeline
         view_a, view_b = next(t for t in pipeline if t.type == 'CMIDMultiView').transforms
         assert [t.type for t in view_a] == ['RandomResizedCropWithBox', 'RandomFlip',

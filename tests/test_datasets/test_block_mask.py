@@ -67,3 +67,16 @@ def test_bad_arguments(kwargs, match):
 def test_image_size_mismatch():
     with pytest.raises(ValueError, match=r'\(192, 192\)'):
         BlockMaskGenerator()(dict(img=np.zeros((192, 192, 3), np.uint8)))
+
+
+@pytest.mark.parametrize('ratio', [0.0, 1.0, -0.1, 1.5])
+def test_mask_ratio_outside_0_1_names_the_value(ratio):
+    with pytest.raises(ValueError, match=rf'mask_ratio={ratio} must be in \(0, 1\)'):
+        BlockMaskGenerator(input_size=128, block_size=32, mask_ratio=ratio)
+
+
+def test_input_size_not_divisible_by_block_names_both():
+    with pytest.raises(ValueError, match=r'input_size=100 .*block_size=32'):
+        BlockMaskGenerator(input_size=100, block_size=32)
+    with pytest.raises(ValueError, match=r'block_size=30 .*token_stride=4'):
+        BlockMaskGenerator(input_size=120, block_size=30, token_stride=4)

@@ -13,13 +13,13 @@ from mmengine.registry import init_default_scope
 
 import cmid_mm  # noqa: F401  (registers the CMID modules and the safe-loading allow-list)
 from cmid_mm.converters.export import export_checkpoint
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CFG_DIR = osp.join(REPO, 'configs', 'classification')
 DATA = osp.join(REPO, 'tests', 'data', 'scene_tiny')
-sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
-from split_folder_dataset import main as split_main  # noqa: E402
-from split_folder_dataset import split_folder_dataset  # noqa: E402
+_split_tool = load_tool('tools/dataset_converters/split_folder_dataset.py')
+split_main, split_folder_dataset = _split_tool.main, _split_tool.split_folder_dataset
 
 # config -> (backbone type, number of classes, data root)
 FINETUNE = {

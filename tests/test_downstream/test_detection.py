@@ -20,8 +20,8 @@ from mmengine.registry import init_default_scope
 import cmid_mm.downstream.det  # noqa: F401  (registers DIORDataset and the safe-loading allow-list)
 from cmid_mm.downstream.det import DIOR_CLASSES
 from cmid_mm.converters.export import export_checkpoint
-from test_weight_loading import CONFIGS as CMID_CONFIGS  # tiny CMID models
-from test_weight_loading import fast_base_lookup  # noqa: F401  (autouse fixture)
+from tests.test_downstream.test_weight_loading import CONFIGS as CMID_CONFIGS  # tiny CMIDs
+from tests.test_downstream.test_weight_loading import fast_base_lookup  # noqa: F401 (autouse)
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DET = osp.join(REPO, 'configs', 'detection')

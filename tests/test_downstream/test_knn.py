@@ -1,9 +1,7 @@
 """Weighted k-NN maths (hand-computed) and the k-NN evaluation tool on real tiny data."""
-import importlib.util
 import json
 import math
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -11,6 +9,7 @@ from mmengine.config import Config
 
 import cmid_mm  # noqa: F401  (registers the CMID modules)
 from cmid_mm.evaluation import knn_classify
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DATA = osp.join(REPO, 'tests', 'data', 'scene_tiny')
@@ -18,11 +17,7 @@ DEMO_CFG = osp.join(REPO, 'configs', 'cmid_demo_resnet18_rs-sample.py')
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools', 'analysis_tools', 'knn_eval.py')
-    spec = importlib.util.spec_from_file_location('knn_eval', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/analysis_tools/knn_eval.py')
 
 
 # Unit vectors at angle 0 (class 0) and at +-53.13 deg (class 1): cos = 1.0, 0.6, 0.6 to x-axis.
@@ -140,8 +135,7 @@ def test_knn_eval_tool_end_to_end(cmid_checkpoint, tmp_path, capsys):
 
 
 def test_knn_eval_tool_reads_split_annotation_files(cmid_checkpoint, tmp_path):
-    sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
-    from split_folder_dataset import main as split_main
+    split_main = load_tool('tools/dataset_converters/split_folder_dataset.py').main
     root = osp.join(DATA, 'train')
     split_main([root, '--out-dir', str(tmp_path), '--train-ratio', '0.5', '--seed', '0'])
     report = _load_tool().main([

@@ -22,10 +22,12 @@ import cmid_mm  # noqa: F401  (registers the hook)
 from cmid_mm.engine.hooks.pretrained_check_hook import (PretrainedLoadCheckHook,
                                                         PretrainedLoadError,
                                                         check_pretrained_loads)
-from test_weight_loading import (SWIN_ARCH, SWIN_DET, SWIN_SEG, VIT_ARCH, VIT_SEG, _build_cmid,
-                                 _export)
-from test_weight_loading import fast_base_lookup  # noqa: F401  (autouse: faster mmX:: bases)
-from test_cmid import CONFIGS as CMID_CONFIGS  # tiny CMID models (path set by the import above)
+from tests.test_downstream.test_weight_loading import (SWIN_ARCH, SWIN_DET, SWIN_SEG, VIT_ARCH,
+                                                       VIT_SEG, _build_cmid, _export)
+# autouse fixture: faster mmX:: bases
+from tests.test_downstream.test_weight_loading import fast_base_lookup  # noqa: F401
+# the tiny CMID models of the algorithm tests
+from tests.test_models.test_selfsup.test_cmid import CONFIGS as CMID_CONFIGS
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 LOGGER = 'pretrained_check_test'
@@ -263,7 +265,7 @@ def test_every_downstream_config_uses_the_hook(config):
 def _seg_runner(work_dir, weights, prefix='backbone.', **extra):
     """The repository's R50 segmentation config shrunk to ResNet-18 / 64 px on the real
     seg_tiny tiles (one epoch of 2 training iterations, no validation), loading ``weights``."""
-    from test_segmentation import _tiny_config
+    from tests.test_downstream.test_segmentation import _tiny_config
     work_dir.mkdir()
     path = osp.join(str(work_dir), 'tiny.py')
     _tiny_config(path)

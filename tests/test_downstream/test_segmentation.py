@@ -18,8 +18,8 @@ from PIL import Image
 
 import cmid_mm.downstream.seg  # noqa: F401  (registers the datasets and the safe-loading allow-list)
 from cmid_mm.converters.export import export_checkpoint
-from test_weight_loading import CONFIGS as CMID_CONFIGS  # tiny CMID models
-from test_weight_loading import fast_base_lookup  # noqa: F401  (autouse fixture)
+from tests.test_downstream.test_weight_loading import CONFIGS as CMID_CONFIGS  # tiny CMIDs
+from tests.test_downstream.test_weight_loading import fast_base_lookup  # noqa: F401 (autouse)
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SEG = osp.join(REPO, 'configs', 'segmentation')

@@ -10,7 +10,6 @@ stem, the plain export in mmseg's ViT, mmdet Swin's ``convert_weights=True``).
 import copy
 import importlib.util
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -21,6 +20,9 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import init_default_scope
 
 import cmid_mm  # noqa: F401  (registers CMID modules and the safe-loading allow-list)
+# the tiny CMID models of the algorithm tests
+from tests.test_models.test_selfsup.test_cmid import CONFIGS, _cfg
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SEG = osp.join(REPO, 'configs', 'segmentation')
@@ -31,13 +33,7 @@ VIT_SEG = osp.join(SEG, 'upernet_cmid-vit-b16_4xb4-50e_potsdam-noclutter-512x512
 R50_DET = osp.join(DET, 'faster-rcnn_cmid-r50_fpn_1x_dior.py')
 SWIN_DET = osp.join(DET, 'faster-rcnn_cmid-swin-b-w7_fpn_1x_dior.py')
 
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_models', 'test_selfsup'))
-from test_cmid import CONFIGS, _cfg  # noqa: E402  (tiny CMID models of the algorithm tests)
-
-_spec = importlib.util.spec_from_file_location(
-    'export_cmid', osp.join(REPO, 'tools', 'model_converters', 'export_cmid.py'))
-export_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(export_tool)
+export_tool = load_tool('tools/model_converters/export_cmid.py')
 
 # Tiny Swin of the CMID algorithm tests (window 2 at 64 px); downstream uses window 3.
 SWIN_ARCH = dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2])

@@ -11,9 +11,10 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from test_weight_loading import _build_cmid, export_tool  # noqa: F401
-from test_weight_loading import fast_base_lookup  # noqa: F401  (autouse: faster mmX:: bases)
-from test_cmid import _cfg
+from tests.test_downstream.test_weight_loading import _build_cmid, export_tool  # noqa: F401
+# autouse fixture: faster mmX:: bases
+from tests.test_downstream.test_weight_loading import fast_base_lookup  # noqa: F401
+from tests.test_models.test_selfsup.test_cmid import _cfg
 
 ZOO = {
     'mmpretrain': dict(

@@ -1,7 +1,5 @@
 """CMIDOptimWrapperConstructor and TeacherTempWarmupHook."""
 import copy
-import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -9,8 +7,7 @@ import torch
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import HOOKS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_models', 'test_selfsup'))
-from test_cmid import CONFIGS  # noqa: E402
+from tests.test_models.test_selfsup.test_cmid import CONFIGS
 
 
 def test_constructor_skips_teacher_and_applies_decay_rules():

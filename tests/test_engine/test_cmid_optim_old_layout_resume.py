@@ -1,16 +1,13 @@
 """Resuming a checkpoint of cmid_mm < 0.3: its optimizer states of the MIM decoder and the
 local neck have the 1x1-convolution shapes of those parameters then."""
 import copy
-import os.path as osp
-import sys
 
 import pytest
 import torch
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_models', 'test_selfsup'))
-from test_cmid import CONFIGS, _batch, _setup_hub  # noqa: E402
+from tests.test_models.test_selfsup.test_cmid import CONFIGS, _batch, _setup_hub
 
 
 def _wrapper(model, optimizer):

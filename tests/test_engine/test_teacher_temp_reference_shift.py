@@ -1,15 +1,12 @@
 """The reference run's teacher-temperature schedule, reproduced by a config (differences doc)."""
 import copy
-import os.path as osp
-import sys
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from mmpretrain.registry import HOOKS, MODELS
 
-sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_models', 'test_selfsup'))
-from test_cmid import CONFIGS  # noqa: E402
+from tests.test_models.test_selfsup.test_cmid import CONFIGS
 
 
 def _reference_schedule(epochs=200, warmup=50, model_warmup_epoch=-1):

@@ -4,7 +4,6 @@ widths), then export with tools/model_converters/export_cmid.py and load into mm
 mmpretrain's 13-channel backbones with every key accounted for."""
 import copy
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -15,13 +14,12 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
 import cmid_mm  # noqa: F401  (registers the CMID modules)
+from tests.test_downstream.test_weight_loading import (  # noqa: F401 (fast_base_lookup: autouse)
+    SWIN_ARCH, SWIN_SEG, VIT_ARCH, VIT_SEG, _backbone, export_tool, fast_base_lookup)
+# the tiny CMID models of the algorithm tests
+from tests.test_models.test_selfsup.test_cmid import CONFIGS
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_models', 'test_selfsup'))
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_downstream'))
-from test_cmid import CONFIGS  # noqa: E402  (tiny CMID models of the algorithm tests)
-from test_weight_loading import (SWIN_ARCH, SWIN_SEG, VIT_ARCH, VIT_SEG, _backbone,  # noqa: E402
-                                 export_tool, fast_base_lookup)
 
 BANDS = 13
 SIZE = 64  # views of 64 px: 2x2 mask blocks of 32 px, a 16x16 stride-4 mask grid
@@ -127,7 +125,7 @@ def test_one_13_band_training_step(trained, s2_batch):
     assert all(torch.isfinite(v) for v in losses.values()), losses
     assert model.backbone.patch_embed.projection.weight.shape == PATCH_EMBED[arch]
     assert 'patch_embed.projection.weight' in changed  # the 13-band stem was trained
-    assert model.mim_head.decoder[0].out_channels == model.mim_head.encoder_stride**2 * BANDS
+    assert model.mim_head.decoder[0].out_features == model.mim_head.encoder_stride**2 * BANDS
     # the MIM head rebuilds all 13 bands at full resolution from the normalised view
     inputs = model.data_preprocessor(copy.deepcopy(data), True)['inputs']
     with torch.no_grad():

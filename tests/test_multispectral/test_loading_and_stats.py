@@ -1,7 +1,6 @@
 """13-band GeoTIFF loading (tifffile), band selection, nodata, N-band augmentations and the
 per-band statistics tool, on the real Sentinel-2 tiles of data/s2_13band."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 import sys
@@ -14,6 +13,7 @@ import tifffile
 from cmid_mm.datasets.transforms import (LoadRSImageFromFile, RandomBandGainJitter,
                                          RandomBandGaussianBlur)
 from cmid_mm.datasets.transforms.loading import BadImageError
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 S2 = osp.join(REPO, 'data', 's2_13band')
@@ -24,11 +24,7 @@ NAMES = ['B01', 'B02', 'B03', 'B04', 'B05', 'B06', 'B07', 'B08', 'B8A', 'B09', '
 
 
 def _band_stats_module():
-    spec = importlib.util.spec_from_file_location(
-        'band_stats', osp.join(REPO, 'tools', 'analysis_tools', 'band_stats.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('tools/analysis_tools/band_stats.py')
 
 
 def _load(path, **kwargs):

@@ -3,7 +3,6 @@
 (`nodata=0`, `max_nodata_ratio`) and the no-data mask packed into the data samples."""
 import os
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
@@ -11,9 +10,7 @@ import tifffile
 from mmengine.registry import init_default_scope
 
 import cmid_mm  # noqa: F401  (registers the dataset and transforms)
-
-sys.path.insert(0, osp.dirname(__file__))
-from test_13band_transformers import REPO, demo_dataset_cfg  # noqa: E402
+from tests.test_multispectral.test_13band_transformers import REPO, demo_dataset_cfg
 
 TILE = osp.join(REPO, 'data', 's2_13band', 'img_dir', 'train', 's2_land_y000_x000.tif')
 EDGE_COLS = 32  # the scene edge: the left 32 of 128 columns are 0 in every band (25 %)

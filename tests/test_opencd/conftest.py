@@ -1,12 +1,9 @@
 """Fixtures of the open-cd tests: the real open-cd (skip with the reason when absent)."""
 import os
-import os.path as osp
-import sys
 
 import pytest
 
-sys.path.insert(0, osp.dirname(__file__))
-from opencd_utils import find_opencd  # noqa: E402
+from tests.test_opencd.opencd_utils import find_opencd
 
 
 @pytest.fixture(scope='session')
@@ -28,13 +25,13 @@ def opencd_env(opencd_root, monkeypatch):
 
 @pytest.fixture(scope='session')
 def cmid_r18_export(tmp_path_factory):
-    from cd_utils import export_tiny_cmid
+    from tests.test_downstream.test_changedet.cd_utils import export_tiny_cmid
     return export_tiny_cmid('resnet', tmp_path_factory.mktemp('cmid_r18'))
 
 
 @pytest.fixture(scope='session')
 def cmid_swin_export(tmp_path_factory):
-    from cd_utils import export_tiny_cmid
+    from tests.test_downstream.test_changedet.cd_utils import export_tiny_cmid
     return export_tiny_cmid('swin', tmp_path_factory.mktemp('cmid_swin'))
 
 

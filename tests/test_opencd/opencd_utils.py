@@ -7,16 +7,14 @@ beside the repository (the snapshot CI installs with ``CMID_OPENCD``).
 """
 import os
 import os.path as osp
-import sys
 
-REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+from tests.utils import REPO
+
 TINY = osp.join(REPO, 'tests', 'data', 'levir_cd_tiny')
 SNAPSHOT = osp.join(osp.dirname(REPO), 'shared', 'third_party', 'open-cd')
 INSTALL_HINT = ('install it from its source checkout with '
                 '`CMID_OPENCD=/path/to/open-cd bash tools/setup_env.sh` '
                 '(configs/opencd/README.md)')
-
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_cd'))  # cd_utils: tiny CMID exports
 
 
 def is_checkout(path) -> bool:

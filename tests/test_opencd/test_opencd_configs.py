@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from cmid_mm.engine.hooks.pretrained_check_hook import check_pretrained_loads
-from opencd_utils import REPO
+from tests.test_opencd.opencd_utils import REPO
 
 DIR = osp.join(REPO, 'configs', 'opencd')
 NAMES = sorted(osp.basename(p) for p in glob.glob(osp.join(DIR, 'cmid_*.py')))

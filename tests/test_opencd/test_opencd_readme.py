@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from cmid_mm.engine.hooks.pretrained_check_hook import check_pretrained_loads
-from opencd_utils import REPO
+from tests.test_opencd.opencd_utils import REPO
 
 README = osp.join(REPO, 'configs', 'opencd', 'README.md')
 

@@ -16,7 +16,7 @@ from mmengine.registry import DefaultScope
 
 from cmid_mm.engine.hooks.pretrained_check_hook import (PretrainedLoadError,
                                                         check_pretrained_loads)
-from opencd_utils import REPO, TINY
+from tests.test_opencd.opencd_utils import REPO, TINY
 
 STOCK = {
     'changer': 'configs/changer/changer_ex_r18_512x512_40k_levircd.py',  # IA_ResNetV1c

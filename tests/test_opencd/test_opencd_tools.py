@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from opencd_utils import REPO, TINY
+from tests.test_opencd.opencd_utils import REPO, TINY
 
 OPENCD_CONFIGS = osp.join(REPO, 'configs', 'opencd')
 

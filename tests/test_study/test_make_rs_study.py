@@ -1,11 +1,11 @@
 """Label derivation, spatial splits and leakage of projects/benchmarks/make_rs_study.py."""
-import importlib.util
 import json
 import os.path as osp
 
 import numpy as np
 import pytest
 from PIL import Image
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DATA = osp.join(REPO, 'data', 'rs_study')
@@ -14,10 +14,7 @@ RS_REAL = osp.abspath(osp.join(REPO, '..', 'shared', 'data', 'rs_real'))
 
 
 def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(path, name)
 
 
 conv = _load('make_rs_study', 'projects/benchmarks/make_rs_study.py')

@@ -1,13 +1,10 @@
 """projects/benchmarks/report_paths.py: what the benchmark and study reports record as paths."""
-import importlib.util
 import os.path as osp
 import sys
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-_spec = importlib.util.spec_from_file_location(
-    'report_paths', osp.join(REPO, 'projects', 'benchmarks', 'report_paths.py'))
-rp = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rp)
+rp = load_tool('projects/benchmarks/report_paths.py')
 
 
 def test_portable_paths(tmp_path):

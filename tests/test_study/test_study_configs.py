@@ -1,27 +1,19 @@
 """configs/study build, share the study's settings, and take the runner's budget options."""
 import glob
-import importlib.util
 import json
 import os.path as osp
 
 import pytest
 import torch
 from mmengine.config import Config
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'projects', 'benchmarks', 'configs', '*.py')))
 TRAINED = [c for c in CONFIGS if not c.endswith('random.py')]
 
 
-def _load_tool():
-    path = osp.join(REPO, 'projects', 'benchmarks', 'learning_signal_study.py')
-    spec = importlib.util.spec_from_file_location('learning_signal_study', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-study = _load_tool()
+study = load_tool('projects/benchmarks/learning_signal_study.py')
 
 
 def _build(cfg):

@@ -1,7 +1,6 @@
 """projects/benchmarks/benchmark_speed.py: the ratios it reports, the batch formats it feeds
 mmpretrain's algorithms, and one tiny real run (workers, same batch, JSON + markdown).
 Timing targets are the script's business, not the tests'."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -10,19 +9,13 @@ import sys
 
 import pytest
 import torch
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 SCRIPT = osp.join(REPO, 'projects', 'benchmarks', 'benchmark_speed.py')
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location('benchmark_speed', SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _load_script()
+bench = load_tool(osp.relpath(SCRIPT, REPO))
 
 
 def _step(median, rss, gflops):

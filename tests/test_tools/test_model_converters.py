@@ -1,6 +1,5 @@
 """export_cmid.py and import_reference.py on real (tiny) CMID models."""
 import copy
-import importlib.util
 import os
 import os.path as osp
 import pickle
@@ -16,18 +15,14 @@ from mmpretrain.registry import MODELS
 
 import cmid_mm  # noqa: F401
 from cmid_mm.utils import register_safe_globals
+from tests.test_models.test_selfsup.test_cmid import CONFIGS
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_models', 'test_selfsup'))
-from test_cmid import CONFIGS  # noqa: E402
 
 
 def _tool(name):
-    path = osp.join(REPO, 'tools', 'model_converters', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(f'tools/model_converters/{name}.py')
 
 
 def _tiny_cmid(arch='resnet', seed=0):

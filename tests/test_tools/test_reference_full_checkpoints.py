@@ -10,7 +10,6 @@ not exist when the file is loaded: the importer has to stub them.
 """
 import builtins
 import collections
-import os.path as osp
 import pickle
 import sys
 import types
@@ -19,11 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, osp.dirname(__file__))
-from test_model_converters import _reference_layout, _tiny_cmid, _tool  # noqa: E402
-
-from cmid_mm.converters.reference_import import (ReferenceStub, load_reference_file,  # noqa: E402
-                                            reference_progress)
+from cmid_mm.converters.reference_import import (ReferenceStub, load_reference_file,
+                                                 reference_progress)
+from tests.test_tools.test_model_converters import _reference_layout, _tiny_cmid, _tool
 
 CALLED = []  # code of the look-alike classes appends here if it ever runs during a load
 

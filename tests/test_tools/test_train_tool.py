@@ -1,22 +1,15 @@
 """tools/train.py argument merging and its errors."""
-import importlib.util
 import os.path as osp
 
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-train = _load_tool('train')
+train = load_tool('tools/train.py')
 
 
 def _cfg(**kw):

@@ -19,7 +19,7 @@ from mmengine.hooks import Hook
 import cmid_mm  # noqa: F401
 from cmid_mm.engine import CheckpointIntegrityError, NonFiniteStateError
 from cmid_mm.utils.checkpoint_guard import checkpoint_problem, find_resumable_checkpoint
-from toy_runner import safe_runner
+from tests.test_trust.toy_runner import safe_runner
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 ENV = dict(os.environ, OMP_NUM_THREADS='1')

@@ -4,7 +4,6 @@ mmdet's, open-cd's) builds ``runner_type`` from its registry, which must resolve
 import glob
 import importlib
 import os.path as osp
-import sys
 
 import pytest
 from mmengine.config import Config
@@ -31,8 +30,7 @@ def test_there_are_configs_of_every_kind():
 def test_config_runs_under_safe_runner_from_its_scope(config, monkeypatch):
     if osp.relpath(config, REPO).startswith(osp.join('configs', 'opencd')):
         # open-cd's own config files are their _base_ (found through $OPENCD_ROOT)
-        sys.path.insert(0, osp.join(REPO, 'tests', 'test_opencd'))
-        from opencd_utils import find_opencd
+        from tests.test_opencd.opencd_utils import find_opencd
         root, reason = find_opencd()
         if root is None:
             pytest.skip(reason)

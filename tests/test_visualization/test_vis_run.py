@@ -2,7 +2,6 @@
 visualisation hook and TensorBoard switched on in the config, then every visualisation tool on
 that run's checkpoint and log."""
 import glob
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -16,6 +15,7 @@ import torch
 
 from cmid_mm.visualization.image import PAD, TITLE_HEIGHT
 from cmid_mm.visualization.matching import GAP
+from tests.utils import load_tool
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DEMO = osp.join(REPO, 'configs', 'cmid_demo_resnet18_rs-sample.py')
@@ -27,11 +27,7 @@ MIM_HW = (PAD + 2 * (VIEW + TITLE_HEIGHT + PAD), PAD + 4 * (VIEW + PAD))  # 2 vi
 
 
 def _tool(name):
-    path = osp.join(REPO, 'tools', 'visualization', f'{name}.py')
-    spec = importlib.util.spec_from_file_location(f'vis_tool_{name}', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool(f'tools/visualization/{name}.py', f'vis_tool_{name}')
 
 
 def _png(path):

@@ -132,3 +132,10 @@ def test_float32_under_bfloat16_autocast():
     assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
     assert q.grad.dtype == torch.float32
     assert torch.allclose(q.grad, q_ref.grad.bfloat16().float(), rtol=1e-2, atol=1e-3)
+
+
+def test_queue_not_divisible_by_global_batch_names_both():
+    head = QueueContrastiveHead(feat_dim=8, queue_len=1000)
+    with pytest.raises(ValueError, match=r'queue_len=1000 .*\(24 = batch size x world size\)'):
+        head.enqueue(torch.randn(24, 8))
+    assert int(head.queue_ptr) == 0  # nothing written

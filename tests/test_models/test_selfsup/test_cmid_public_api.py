@@ -10,7 +10,7 @@ from mmpretrain.registry import MODELS
 from cmid_mm.models.utils import gather_cells
 from cmid_mm.visualization import matched_pairs
 from cmid_mm.visualization.mim import mim_reconstruct
-from test_cmid import CONFIGS, _batch, _setup_hub
+from tests.test_models.test_selfsup.test_cmid import CONFIGS, _batch, _setup_hub
 
 
 @pytest.mark.parametrize('arch', ['swin', 'vit'])
