@@ -59,8 +59,10 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
         assert 0 <= val[0][key] <= 100, key
     assert 'changed' in log and 'unchanged' in log  # per-class table (F1 of `changed`)
 
-    # the trained backbone started from the CMID weights: 2 SGD steps moved it, a little
-    # (a fresh initialisation would differ by about the weights' own norm)
+    # the trained backbone started from the CMID weights: 2 SGD steps moved it, a little. A
+    # fresh initialisation would differ by about sqrt(2) x the weights' own norm; 2 steps at
+    # lr 0.01 on random 48 px crops moved the tiny model's stem by 2-6 % of its norm (6.2 % seen
+    # on a fresh machine), so 0.5 x norm separates "started from CMID" from "random" safely.
     import cmid_mm  # noqa: F401  (allow-lists Runner checkpoint globals for safe loading)
     ckpt = torch.load(work / 'iter_2.pth', map_location='cpu', weights_only=True)
     exported = torch.load(cmid_r18_backbone, weights_only=True)['state_dict']
@@ -69,7 +71,7 @@ def test_train_two_iterations_and_validate_from_cmid_weights(tmp_path, cmid_r18_
     assert len(convs) == 1 + 2 * 8  # stem + 2 convs in each of the 8 BasicBlocks
     for k in convs:
         step = (trained[k] - exported[k]).norm()
-        assert 0 < step < 0.05 * exported[k].norm(), k
+        assert 0 < step < 0.5 * exported[k].norm(), k
     # the best checkpoint is chosen by the F1 of the `changed` class (CDIoUMetric)
     assert (work / 'best_changed_F1_iter_2.pth').is_file()
 
