@@ -23,7 +23,8 @@ __all__ = [
     'LOSS_KEYS', 'find_scalars', 'loss_curves', 'moving_average', 'read_scalars',
     'channel_stats', 'denormalize', 'float_to_uint8', 'palette', 'titled_grid', 'upscale',
     'cell_box', 'cell_point', 'draw_matches', 'draw_source', 'match_rows', 'match_segments',
-    'matched_pairs', 'pairs_dict', 'eval_mode', 'mim_grid', 'mim_panels', 'mim_reconstruct', 'pca_rgb',
+    'matched_pairs', 'pairs_dict', 'eval_mode', 'mim_grid', 'mim_panels', 'mim_reconstruct',
+    'pca_rgb',
     'batch_pictures', 'build_cmid', 'image_seed', 'pipeline_batch', 'sample_batch', 'slice_batch',
     'stack_field'
 ]

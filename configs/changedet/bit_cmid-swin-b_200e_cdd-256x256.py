@@ -1,29 +1,17 @@
 # BIT on CDD with a CMID Swin-B (the paper's Swin-B change-detection row, mF1 97.11), same
-# recipe as bit_cmid-r50_200e_cdd-256x256.py. The paper does not say which Swin level feeds BIT; here it
-# is stage 3 (512 channels at 1/16), upsampled 4x before the head's projection so that the
-# tokens and the decoder work at 1/4 as with the ResNet-50 (stride 8, upsampled 2x).
-_base_ = ['./bit_cmid-r50_200e_cdd-256x256.py']
+# recipe as bit_cmid-r50_200e_cdd-256x256.py. The paper does not say which Swin level feeds
+# BIT; here it is stage 3 (512 channels at 1/16), upsampled 4x before the head's projection so
+# that the tokens and the decoder work at 1/4 as with the ResNet-50 (stride 8, upsampled 2x).
+_base_ = [
+    './bit_cmid-r50_200e_cdd-256x256.py', '../_base_/models/cmid_swin-b_mmseg-backbone.py'
+]
 
 checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'
 model = dict(
     backbone=dict(
+        _base_.cmid_swin_b,
         _delete_=True,
-        type='SwinTransformer',
-        pretrain_img_size=224,
-        embed_dims=128,
-        patch_size=4,
-        window_size=7,
-        mlp_ratio=4,
-        depths=[2, 2, 18, 2],
-        num_heads=[4, 8, 16, 32],
-        strides=(4, 2, 2, 2),
         out_indices=(2, ),
-        qkv_bias=True,
-        patch_norm=True,
-        drop_path_rate=0.3,
-        use_abs_pos_embed=False,
-        act_cfg=dict(type='GELU'),
-        norm_cfg=dict(type='LN', requires_grad=True),
         # mmseg's Swin strips `backbone.` itself; override model.backbone.init_cfg.checkpoint
         init_cfg=dict(type='Pretrained', checkpoint=checkpoint)),
     decode_head=dict(in_channels=512, pre_upsample=4))

@@ -137,7 +137,7 @@ def test_changedet_models_share_the_siamese_base():
     assert bit.backbone.num_stages == 3 and bit.backbone.strides == (1, 2, 1)
     assert bit.backbone.out_indices == (2, ) and bit.neck.out_indices == (0, )
     assert 'auxiliary_head' not in bit and bit.decode_head.type == 'BITHead'
-    assert swin.backbone.type == 'SwinTransformer' and 'depth' not in swin.backbone
+    assert swin.backbone.type == 'mmseg.SwinTransformer' and 'depth' not in swin.backbone
     assert swin.decode_head.in_channels == [256, 512, 1024, 2048]
     assert swin.auxiliary_head.in_channels == 1024
     assert r50.decode_head.in_channels == [512, 1024, 2048, 4096]
@@ -212,13 +212,15 @@ def test_classification_recipe_times_dataset(rel, num_classes):
     ("img_path_from='val/A'", 'changedet'),
     # mmseg's Swin fine-tuning optimiser of the open-cd configs
     ('lr=0.00006', 'opencd'),
-    # the Swin-B backbone of the open-cd models
-    ('depths=[2, 2, 18, 2]', 'opencd'),
+    # the (mmseg) Swin-B backbone of the change-detection models, changedet and open-cd
+    ('depths=[2, 2, 18, 2]', ('opencd', 'changedet', '_base_')),
     # the ChangerEx augmentation
     ("type='MultiImgExchangeTime'", 'opencd'),
 ])
 def test_shared_parts_are_written_once(snippet, where):
-    files = [p for p in glob.glob(osp.join(CONFIGS, where, '**', '*.py'), recursive=True)
+    folders = where if isinstance(where, tuple) else (where, )
+    files = [p for folder in folders
+             for p in glob.glob(osp.join(CONFIGS, folder, '**', '*.py'), recursive=True)
              if snippet in open(p, encoding='utf-8').read()]
     assert len(files) == 1, [osp.relpath(p, CONFIGS) for p in files]
 

@@ -19,7 +19,8 @@ class CMIDVisionTransformer(VisionTransformer):
     CMID masks come at the token grid of ``mask_stride`` px (``token_stride`` of
     ``BlockMaskGenerator``, 4 in CMID); a ViT patch (``patch_size`` source pixels, a multiple
     of ``mask_stride``) is masked if any of its mask cells is masked (max-pooling by
-    ``patch_size / mask_stride``). The learnable ``mask_token`` (1, 1, embed_dims), zero-initialised, is
+    ``patch_size / mask_stride``). The learnable ``mask_token`` (1, 1, embed_dims),
+    zero-initialised, is
     inserted into the patch tokens right after patch embedding, before the cls token and the
     position embedding. It is the only parameter added to the stock ViT, so the state dict
     without ``mask_token`` loads into mmpretrain / mmseg / mmdet ViTs.

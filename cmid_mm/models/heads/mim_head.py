@@ -33,8 +33,9 @@ class CMIDMIMHead(BaseModule):
     be lost) and ``SimMIMHead`` computes only a pixel loss on the masked pixels from a
     patch-grid mask, while CMID adds the focal frequency loss and takes the stride-4 token
     mask; ``SimMIMLinearDecoder`` also fixes 3 output channels (``encoder_stride**2 * 3``)
-    where CMID reconstructs ``in_chans`` bands (multispectral). For RGB the same state-dict keys as ``SimMIMLinearDecoder`` (``decoder.0.*``) and layout, so
-    its weights load here and vice versa.
+    where CMID reconstructs ``in_chans`` bands (multispectral). For RGB the state-dict keys
+    (``decoder.0.*``) and layout equal ``SimMIMLinearDecoder``'s, so its weights load here
+    and vice versa.
 
     Args:
         in_channels (int): channels C of the last feature map (2048 for ResNet-50).
@@ -101,7 +102,8 @@ class CMIDMIMHead(BaseModule):
                 f'encoder_stride={self.encoder_stride}: the feature map cannot cover the view '
                 'exactly, so the reconstruction cannot match it. Set the crop size (`scale` of '
                 'RandomResizedCropWithBox and input_size of BlockMaskGenerator) to a multiple '
-                f'of {self.encoder_stride}, e.g. {height // self.encoder_stride * self.encoder_stride} '
+                f'of {self.encoder_stride}, e.g. '
+                f'{height // self.encoder_stride * self.encoder_stride} '
                 f'or {(height // self.encoder_stride + 1) * self.encoder_stride}.')
         if pred.shape != target.shape:
             raise ValueError(f'reconstruction {tuple(pred.shape)} does not match the target '

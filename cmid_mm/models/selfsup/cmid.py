@@ -216,12 +216,16 @@ class CMID(BaseSelfSupervisor):
             ``(recons, feats)``, ``feats`` the two (B, C, h', w') maps.
         """
         views = self._check_views(inputs)
-        masks = self.view_masks(data_samples, views[0].device)
+        recons, feats = self._masked_forward(views, self.view_masks(data_samples,
+                                                                    views[0].device))
+        return (recons, feats) if return_feats else recons
+
+    def _masked_forward(self, views: List[torch.Tensor], masks: List[torch.Tensor]):
+        """Reconstructions and last feature maps of the mean-filled, masked views."""
         masked = [mean_fill(view, upsample_mask(mask, view.shape[-2:]))
                   for view, mask in zip(views, masks)]
         feats = self._per_view(self.backbone, masked, masks)
-        recons = [self.mim_head(feat) for feat in feats]
-        return (recons, feats) if return_feats else recons
+        return [self.mim_head(feat) for feat in feats], feats
 
     def cell_centres(self, data_samples: Sequence[DataSample], grid_hw: Tuple[int, int],
                      device=None) -> torch.Tensor:
@@ -269,7 +273,7 @@ class CMID(BaseSelfSupervisor):
             t_keys = [self._global(f, teacher.global_neck) for f in t_feats]
 
         # Student: both views masked (mean fill in pixels + mask token after the stem).
-        recons, s_feats = self.reconstruct(views, data_samples, return_feats=True)
+        recons, s_feats = self._masked_forward(views, view_masks)  # = reconstruct()
         loss_rec = sum(
             sum(self.mim_head.loss_by_recon(recon, view, mask).values())
             for recon, view, mask in zip(recons, views, view_masks)) / 2

@@ -13,6 +13,7 @@ from tests.test_downstream.test_changedet.cd_utils import REPO
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'changedet', '*.py')))
 NAMES = [osp.basename(c) for c in CONFIGS]
 CHANNELS = {'ResNet': [256, 512, 1024, 2048], 'SwinTransformer': [128, 256, 512, 1024]}
+CHANNELS['mmseg.SwinTransformer'] = CHANNELS['SwinTransformer']  # the shared Swin-B variable
 
 
 def _config(name, options=None):
@@ -90,7 +91,7 @@ def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
 def test_full_width_model_runs_a_pair(name):
     cfg = _config(name)
     cfg.model.backbone.init_cfg = None  # architecture only; see test_cd_cmid_weights.py
-    if cfg.model.backbone.type == 'SwinTransformer':
+    if cfg.model.backbone.type in ('SwinTransformer', 'mmseg.SwinTransformer'):
         cfg.model.backbone.depths = [2, 2, 2, 2]  # Swin-B widths, 2 instead of 18 blocks
     model = _build(cfg).eval()
     with torch.no_grad():

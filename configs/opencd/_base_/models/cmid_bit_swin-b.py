@@ -11,7 +11,7 @@
 # model.backbone.init_cfg.checkpoint=PATH.
 _base_ = [
     '{{$OPENCD_ROOT:}}/configs/_base_/models/bit_r18.py',
-    './cmid_swin-b_backbone.py',
+    '../../../_base_/models/cmid_swin-b_mmseg-backbone.py',
 ]
 
 checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'  # tools/model_converters/export_cmid.py output

@@ -8,7 +8,7 @@
 # The checkpoint path is copied into the model when the config is read: override
 # model.backbone.init_cfg.checkpoint=PATH.
 # Inherits the ResNet-50 ChangerEx (exchanges, head width, OHEM) and replaces the backbone.
-_base_ = ['./cmid_changer-ex_r50.py', './cmid_swin-b_backbone.py']
+_base_ = ['./cmid_changer-ex_r50.py', '../../../_base_/models/cmid_swin-b_mmseg-backbone.py']
 
 checkpoint = 'work_dirs/cmid_swin-b_backbone.pth'  # tools/model_converters/export_cmid.py output
 model = dict(
