@@ -7,9 +7,13 @@ End to end through tools/train.py (demo config, 8 images, batch 2 -> 4 iteration
 * B: ``num_workers=2``, SIGKILLed as soon as ``iter_3.pth`` (3 of the 4 batches of epoch 1)
   is complete, then ``--resume``: it continues at batch 4 of epoch 1;
 * C: ``num_workers=2``, SIGUSR1 to every process of the run (trainer and data-loader workers,
-  as Slurm signals a job step) during epoch 1 -> it finishes the iteration, writes
-  ``iter_N.pth``, exits 75 and leaves no process behind; ``--resume`` with ``num_workers=0``,
-  sent SIGTERM during epoch 2 -> the same; ``--resume`` to the end.
+  as Slurm signals a job step) at a random point of epoch 1 -> it finishes the iteration,
+  writes ``iter_N.pth``, exits 75 and leaves no process behind; ``--resume`` with
+  ``num_workers=0``, sent SIGTERM at a random point of epoch 2 -> the same; ``--resume`` to the
+  end.
+
+The signal points are drawn (:class:`SignalPlan`) from a seed that every failure message
+shows; ``CMID_PREEMPT_SEED=<seed>`` draws the same points again.
 
 B and C log the same loss terms as A at every iteration after their checkpoints (``==``) and
 end with bitwise the same weights, buffers (queue, pointer, centre, teacher), optimizer,
@@ -18,12 +22,14 @@ identical, so bitwise equality is the right test.
 """
 import os
 import os.path as osp
+import random
 import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -44,17 +50,72 @@ PER_EPOCH, EPOCHS, INTERVAL = 4, 2, 3
 TOTAL = PER_EPOCH * EPOCHS
 RUN_TIMEOUT = 400  # s per training process; each takes ~15 s of CPU
 PREEMPTED = 75
+SEED_ENV = 'CMID_PREEMPT_SEED'
+# A run stops after the iteration in which the signal arrives: the signal sent once batch k's
+# log line is read lands in batch k+1 (or, when it beats the hook, still in batch k). Batches
+# up to PER_EPOCH - 2 leave one more whole iteration of slack before the epoch ends (a later
+# stop would be at the epoch's end, or in the next epoch), so the stop is mid-epoch.
+LAST_BATCH = PER_EPOCH - 2
+MAX_DELAY = 0.3  # s, drawn: where within the next iteration the signal lands
+
+
+class SignalPlan:
+    """Random signal points: for each of ``epochs`` (an epoch, or a tuple of epochs to draw
+    one from), a batch (1..LAST_BATCH) after whose log line the signal is sent, and a delay (s)
+    after reading that line. The seed is ``$CMID_PREEMPT_SEED`` when set, else fresh;
+    ``str(plan)`` names it and the points (for messages)."""
+
+    def __init__(self, epochs):
+        text = os.environ.get(SEED_ENV, '').strip()
+        try:
+            self.seed = int(text) if text else int.from_bytes(os.urandom(4), 'big')
+        except ValueError:
+            raise ValueError(f'{SEED_ENV}={text!r} is not an integer: unset it, or set it to '
+                             'the seed a failed run printed') from None
+        rng = random.Random(self.seed)
+        self.points = []
+        for epoch in epochs:
+            epoch = rng.choice(epoch) if isinstance(epoch, tuple) else epoch
+            self.points.append((epoch, rng.randint(1, LAST_BATCH),
+                                round(rng.uniform(0, MAX_DELAY), 2)))
+
+    def marker(self, i):
+        epoch, batch, _ = self.points[i]
+        return f'Epoch(train) [{epoch}][{batch}/{PER_EPOCH}]'
+
+    def delay(self, i):
+        return self.points[i][2]
+
+    def __str__(self):
+        drawn = '; '.join(f'signal {i + 1} {d:.2f} s after batch {b} of epoch {e} was logged'
+                          for i, (e, b, d) in enumerate(self.points))
+        return f'[{SEED_ENV}={self.seed}: {drawn}]'
+
+
+@contextmanager
+def reproducible(plan):
+    """Put the seed and the drawn points in front of any assertion or failure message."""
+    try:
+        yield
+    except (AssertionError, pytest.fail.Exception) as e:
+        msg = f'{plan}\n{e.args[0] if e.args else ""}'
+        e.args = (msg, ) + e.args[1:]
+        if isinstance(e, pytest.fail.Exception):
+            e.msg = msg
+        raise
 
 
 def _start(work_dir, num_workers, *extra, ranks=1):
     """tools/train.py, or with ``ranks`` > 1 tools/dist_train.sh (gloo on loopback); batch 2
-    per rank and 8 images per rank: 4 iterations per epoch either way."""
+    per rank and 8 images per rank: 4 iterations per epoch either way. With 2 ranks only the
+    last checkpoint is written (besides a preemption's): ~1 s less per checkpoint."""
+    interval = INTERVAL if ranks == 1 else TOTAL
     cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), CONFIG, '--work-dir',
            str(work_dir), *extra, '--cfg-options', 'train_dataloader.batch_size=2',
            f'train_dataloader.num_workers={num_workers}',
            f'train_dataloader.dataset.indices={8 * ranks}',
            f'train_cfg.max_epochs={EPOCHS}', 'default_hooks.checkpoint.by_epoch=False',
-           f'default_hooks.checkpoint.interval={INTERVAL}', 'default_hooks.logger.interval=1',
+           f'default_hooks.checkpoint.interval={interval}', 'default_hooks.logger.interval=1',
            'log_processor.window_size=1', 'randomness.seed=0']
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     if ranks > 1:
@@ -100,20 +161,25 @@ def _all_gone(pids, wait_s=10.0):
     return False
 
 
-def _signal_at(proc, marker, signum, group=False, returncode=PREEMPTED):
-    """Read the run's output until ``marker`` is logged, send ``signum`` to the trainer (or, with
-    ``group``, to every process of the run, data-loader workers included, as Slurm does), return
-    all output (the run must stop by itself with status 75)."""
+def _signal_at(proc, marker, signum, group=False, returncode=PREEMPTED, delay=0.0):
+    """Read the run's output until ``marker`` is logged, wait ``delay`` s, send ``signum`` to
+    the trainer (or, with ``group``, to every process of the run, data-loader workers included,
+    as Slurm does), return all output (the run must stop by itself with status 75)."""
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if marker in line:
+            time.sleep(delay)
             below = [proc.pid] + _descendants(proc.pid)
             if group:
                 os.killpg(proc.pid, signum)
             else:
                 proc.send_signal(signum)
             break
+    else:
+        proc.wait()
+        pytest.fail(f'the run ended (status {proc.returncode}) before it logged {marker!r}:\n'
+                    + ''.join(lines)[-3000:])
     out = ''.join(lines) + _finish(proc, returncode)
     assert _all_gone(below), 'processes of the preempted run are still alive'
     return out
@@ -146,29 +212,54 @@ def _preempted_at(out, work_dir, signame):
     return it
 
 
+_TWO_RANKS = {}  # the one uninterrupted 2-rank run of the session (see two_rank_reference)
+
+
+def two_rank_reference(request, tmp_path_factory):
+    """Work dir of an uninterrupted 2-rank run (tools/dist_train.sh, 16 images, batch 2 per
+    rank, ``num_workers=0``), made once per session: the 2-rank dist_train test here and the
+    Slurm preemption test (same options, 2 ranks) compare with it. Removed at session end."""
+    if 'dir' not in _TWO_RANKS:
+        work = tmp_path_factory.mktemp('two_rank_reference')
+        request.config.add_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
+        _finish(_start(work, 0, ranks=2))
+        _TWO_RANKS['dir'] = work
+    return _TWO_RANKS['dir']
+
+
+@pytest.fixture(scope='module')
+def two_ranks(request, tmp_path_factory):
+    return two_rank_reference(request, tmp_path_factory)
+
+
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp('midepoch')
     a_dir, b_dir, c_dir = root / 'a', root / 'b', root / 'c'
+    plan = SignalPlan(epochs=(1, 2))
+    print(plan)
     a = _start(a_dir, 0)
     try:
         _kill_after(_start(b_dir, 2), b_dir, f'iter_{INTERVAL}.pth')
         b_out = _finish(_start(b_dir, 2, '--resume'))
         _finish(a)
-        # C: SIGUSR1 while epoch 1 runs, SIGTERM while epoch 2 runs, then to the end.
-        c1 = _signal_at(_start(c_dir, 2), 'Epoch(train) [1][1/4]', signal.SIGUSR1, group=True)
-        first = _preempted_at(c1, c_dir, 'SIGUSR1')  # (checked before the next run)
-        c2 = _signal_at(_start(c_dir, 0, '--resume'), 'Epoch(train) [2][1/4]',
-                        signal.SIGTERM)
-        second = _preempted_at(c2, c_dir, 'SIGTERM')
-        c3 = _finish(_start(c_dir, 2, '--resume'))
+        # C: SIGUSR1 at a random point of epoch 1, SIGTERM at one of epoch 2, then to the end.
+        with reproducible(plan):
+            c1 = _signal_at(_start(c_dir, 2), plan.marker(0), signal.SIGUSR1, group=True,
+                            delay=plan.delay(0))
+            first = _preempted_at(c1, c_dir, 'SIGUSR1')  # (checked before the next run)
+            c2 = _signal_at(_start(c_dir, 0, '--resume'), plan.marker(1), signal.SIGTERM,
+                            delay=plan.delay(1))
+            second = _preempted_at(c2, c_dir, 'SIGTERM')
+            c3 = _finish(_start(c_dir, 2, '--resume'))
+        print(f'stopped after iterations {first} and {second}')
     except BaseException:
         if a.poll() is None:
             _kill(a)
         shutil.rmtree(root, ignore_errors=True)
         raise
     yield SimpleNamespace(a_dir=a_dir, b_dir=b_dir, c_dir=c_dir, b_out=b_out, c=(c1, c2, c3),
-                          preempted_at=(first, second))
+                          preempted_at=(first, second), plan=plan)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -209,36 +300,39 @@ def test_iteration_checkpoint_mid_epoch_resumes_bit_for_bit(runs):
 def test_preempted_twice_by_signals_resumes_bit_for_bit(runs):
     c1, c2, c3 = runs.c
     first, second = runs.preempted_at
-    assert 'not in a Slurm job; not requeued' in c1
-    assert 1 <= first < PER_EPOCH, first  # inside epoch 1 (not at its end)
-    assert re.search(rf'resumed epoch: 0, iter: {first}\b', c2), c2[-3000:]
-    assert 'requeue' not in c2.split('SIGTERM received')[1]  # SIGTERM: stop, no requeue
-    assert PER_EPOCH + 1 <= second < TOTAL, second
-    assert re.search(rf'resumed epoch: 1, iter: {second}\b', c3), c3[-3000:]
-    _assert_same_from(second, runs.a_dir, runs.c_dir)
-    logged = _logged_losses(runs.c_dir)  # and the first resumed stretch too
-    for step in range(first + 1, second + 1):
-        assert logged[step] == _logged_losses(runs.a_dir)[step], f'iteration {step}'
+    with reproducible(runs.plan):
+        assert 'not in a Slurm job; not requeued' in c1
+        assert 1 <= first < PER_EPOCH, first  # inside epoch 1 (not at its end)
+        assert re.search(rf'resumed epoch: 0, iter: {first}\b', c2), c2[-3000:]
+        assert 'requeue' not in c2.split('SIGTERM received')[1]  # SIGTERM: stop, no requeue
+        assert PER_EPOCH + 1 <= second < TOTAL, second  # inside epoch 2
+        assert re.search(rf'resumed epoch: 1, iter: {second}\b', c3), c3[-3000:]
+        _assert_same_from(second, runs.a_dir, runs.c_dir)
+        logged = _logged_losses(runs.c_dir)  # and the first resumed stretch too
+        for step in range(first + 1, second + 1):
+            assert logged[step] == _logged_losses(runs.a_dir)[step], f'iteration {step}'
 
 
-@pytest.mark.skipif(not os.environ.get('CMID_SLOW_TESTS'),
-                    reason='~1.5 extra minutes; set CMID_SLOW_TESTS=1 to run')
-def test_sigterm_to_dist_train_resumes_bit_for_bit(tmp_path):
+def test_sigterm_to_dist_train_resumes_bit_for_bit(two_ranks, tmp_path):
     """2 DDP ranks (tools/dist_train.sh, 2 persistent workers each): SIGTERM to the launcher
-    (torch.distributed.run passes it to the ranks, as on `kill PID` or a cancelled job) during
-    epoch 1; both ranks stop after the same iteration, rank 0 writes the checkpoint, no process
-    is left; the launcher itself exits 1 (its SignalException). ``--resume``: equal to an
-    uninterrupted 2-rank run."""
-    a_dir, c_dir = tmp_path / 'a', tmp_path / 'c'
+    (torch.distributed.run passes it to the ranks, as on `kill PID` or a cancelled job) at a
+    random point of epoch 1 or 2; both ranks stop after the same iteration, rank 0 writes the
+    checkpoint, no process is left; the launcher itself exits 1 (its SignalException).
+    ``--resume``: equal to the uninterrupted 2-rank run (``two_ranks``)."""
+    c_dir = tmp_path / 'c'
+    plan = SignalPlan(epochs=((1, 2), ))  # one signal, in epoch 1 or 2
+    print(plan)
+    epoch = plan.points[0][0]
     try:
-        _finish(_start(a_dir, 2, ranks=2))
-        out = _signal_at(_start(c_dir, 2, ranks=2), 'Epoch(train) [1][1/4]', signal.SIGTERM,
-                         returncode=1)
-        it = _preempted_at(out, c_dir, 'SIGTERM')
-        assert 1 <= it < PER_EPOCH
-        out = _finish(_start(c_dir, 2, '--resume', ranks=2))
-        assert re.search(rf'resumed epoch: 0, iter: {it}\b', out), out[-3000:]
-        _assert_same_from(it, a_dir, c_dir)
+        with reproducible(plan):
+            out = _signal_at(_start(c_dir, 2, ranks=2), plan.marker(0), signal.SIGTERM,
+                             returncode=1, delay=plan.delay(0))
+            it = _preempted_at(out, c_dir, 'SIGTERM')
+            print(f'stopped after iteration {it}')
+            assert (epoch - 1) * PER_EPOCH + 1 <= it < epoch * PER_EPOCH, it  # mid-epoch
+            out = _finish(_start(c_dir, 2, '--resume', ranks=2))
+            assert re.search(rf'resumed epoch: {epoch - 1}, iter: {it}\b', out), out[-3000:]
+            _assert_same_from(it, two_ranks, c_dir)
     finally:
         shutil.rmtree(tmp_path, ignore_errors=True)
 

@@ -1,7 +1,10 @@
 """Preemption and requeue on a real one-node Slurm (slurm_cluster.py), 2 ranks (gloo).
 
 A batch job (``sbatch --requeue``) runs ``tools/slurm_train.sh`` (demo config, 16 images,
-2 ranks x batch 2 -> 4 iterations per epoch, 2 epochs). It is signalled twice while it trains:
+2 ranks x batch 2 -> 4 iterations per epoch, 2 epochs). It is signalled twice while it trains,
+at random points (``SignalPlan``: a batch of the epoch after whose log line the signal is
+sent, and a delay; the seed is in every failure message, ``CMID_PREEMPT_SEED=<seed>`` draws
+the same points again):
 
 1. ``scancel --signal=USR1 JOB`` (what ``--signal=USR1@T`` does: the tasks get it) during
    epoch 1: the ranks finish the iteration, rank 0 writes ``iter_N.pth`` and runs
@@ -13,7 +16,8 @@ A batch job (``sbatch --requeue``) runs ``tools/slurm_train.sh`` (demo config, 1
 
 The job then completes with ``Restarts=2``, and every loss logged after each checkpoint, the
 final weights, buffers (queue, centre, teacher), optimizer, schedulers and loss history are
-bitwise those of an uninterrupted 2-rank run of the same script.
+bitwise those of an uninterrupted 2-rank run with the same options (``tools/dist_train.sh``;
+the session's one such run, shared with test_midepoch_resume.py).
 """
 import os.path as osp
 import re
@@ -26,15 +30,17 @@ import pytest
 import cmid_mm  # noqa: F401
 from tests.integration.slurm_cluster import SlurmCluster, free_port, unavailable_reason
 from tests.integration.test_exact_resume import LOSS_KEYS, _checkpoint_summary, _logged_losses
+from tests.integration.test_midepoch_resume import SignalPlan, reproducible, two_rank_reference
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = 'configs/cmid_demo_resnet18_rs-sample.py'
 RANKS, PER_EPOCH, EPOCHS = 2, 4, 2
 TOTAL = PER_EPOCH * EPOCHS
 JOB_TIMEOUT = 600
+# the options of the 2-rank reference run (test_midepoch_resume._start(..., ranks=2))
 OPTIONS = ['train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
            'train_dataloader.dataset.indices=16', f'train_cfg.max_epochs={EPOCHS}',
-           'default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.interval=3',
+           'default_hooks.checkpoint.by_epoch=False', f'default_hooks.checkpoint.interval={TOTAL}',
            'default_hooks.logger.interval=1', 'log_processor.window_size=1',
            'randomness.seed=0']
 
@@ -76,20 +82,25 @@ def _run_since(text, restart):
 
 @pytest.fixture(scope='module')
 def cluster():
-    # cred_expire: a requeued job waits that long before it may start again (default 120 s)
-    with SlurmCluster(cred_expire=5) as c:
+    # cred_expire: a requeued job waits that long before it may start again (default 120 s);
+    # sched_interval: the scheduler looks for it every second (default 60 s)
+    with SlurmCluster(cred_expire=5, sched_interval=1) as c:
         yield c
 
 
-def test_signalled_slurm_job_requeues_and_resumes_bit_for_bit(cluster, tmp_path):
-    ref_dir, work = tmp_path / 'ref', tmp_path / 'work'
-    # the uninterrupted reference: the same script through srun
-    ref = subprocess.run(
-        ['timeout', str(JOB_TIMEOUT), 'bash', 'tools/slurm_train.sh', 'debug', 'cmid_ref',
-         CONFIG, str(ref_dir), '--cfg-options', *OPTIONS], cwd=REPO, env=_env(cluster),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=JOB_TIMEOUT + 30)
-    assert ref.returncode == 0, ref.stdout[-3000:] + ref.stderr[-3000:] + cluster.logs()
+@pytest.fixture(scope='module')
+def two_ranks(request, tmp_path_factory):
+    return two_rank_reference(request, tmp_path_factory)
 
+
+def test_signalled_slurm_job_requeues_and_resumes_bit_for_bit(cluster, two_ranks, tmp_path):
+    plan = SignalPlan(epochs=(1, 2))
+    print(plan)
+    with reproducible(plan):
+        _signalled_job(cluster, two_ranks, tmp_path / 'work', tmp_path, plan)
+
+
+def _signalled_job(cluster, ref_dir, work, tmp_path, plan):
     script, log = tmp_path / 'job.sh', str(tmp_path / 'job.log')
     script.write_text(
         '#!/bin/bash\n'
@@ -106,12 +117,14 @@ def test_signalled_slurm_job_requeues_and_resumes_bit_for_bit(cluster, tmp_path)
     job = res.stdout.strip().split(';')[0]
 
     # 1. USR1 to the tasks during epoch 1
-    _wait_for(cluster, job, log, lambda t, s: '0: ' in t and 'Epoch(train) [1][1/4]' in
+    _wait_for(cluster, job, log, lambda t, s: '0: ' in t and plan.marker(0) in
               _run_since(t, 0), 'epoch 1 of the first run')
+    time.sleep(plan.delay(0))
     assert cluster.client('scancel', '--signal=USR1', job).returncode == 0
-    text, state = _wait_for(cluster, job, log, lambda t, s: 'Epoch(train) [2][1/4]' in
+    text, state = _wait_for(cluster, job, log, lambda t, s: plan.marker(1) in
                             _run_since(t, 1), 'epoch 2 of the requeued run')
     # 2. USR1 to the batch shell only, during epoch 2 of the requeued run
+    time.sleep(plan.delay(1))
     assert cluster.client('scancel', '--batch', '--signal=USR1', job).returncode == 0
     text, state = _wait_for(cluster, job, log, lambda t, s: s.get('JobState') == 'COMPLETED',
                             'the job to complete')
@@ -130,6 +143,7 @@ def test_signalled_slurm_job_requeues_and_resumes_bit_for_bit(cluster, tmp_path)
     for r in (1, 2):
         assert re.search(rf'0: .*resumed epoch: \d, iter: {points[r - 1]}\b', runs[r]), \
             runs[r][-3000:]
+    print(f'stopped after iterations {points[0]} and {points[1]}')
     assert 1 <= points[0] < PER_EPOCH < points[1] < TOTAL, points
 
     logged_ref, logged = _logged_losses(ref_dir), _logged_losses(work)
