@@ -34,7 +34,8 @@ def parse_args(argv=None):
         help='resume from the given checkpoint, or (no value / "auto") from the latest '
         'complete checkpoint in the work dir')
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision training (needs a GPU; ignored on CPU)')
+                        help='mixed precision training: float16 + loss scaling on a GPU, '
+                        'bfloat16 autocast on a CPU with AVX512-BF16 / AMX, else float32')
     parser.add_argument('--no-validate', action='store_true',
                         help='skip validation during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -70,16 +71,29 @@ def merge_args(cfg: Config, args) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
+    # Mixed precision. On a GPU: float16 autocast + dynamic loss scaling (AmpOptimWrapper).
+    # On a CPU-only machine, --amp trains with bfloat16 autocast (no loss scaling needed) if
+    # the CPU has native bfloat16 (AVX512-BF16 / AMX); otherwise, and for configs that ask
+    # for AmpOptimWrapper without --amp, in float32 with a warning.
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' \
             and not torch.cuda.is_available():
-        warnings.warn('AMP needs a GPU and none is available: training in float32 '
-                      '(optim_wrapper.type AmpOptimWrapper -> OptimWrapper).')
-        cfg.optim_wrapper.type = 'OptimWrapper'
+        from cmid_mm.engine.optimizers import cpu_bf16_supported
         cfg.optim_wrapper.pop('loss_scale', None)
         cfg.optim_wrapper.pop('dtype', None)
+        bf16 = cpu_bf16_supported()
+        if args.amp and bf16:
+            cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
+            cfg.optim_wrapper.dtype = 'bfloat16'
+        else:
+            hint = ('pass --amp to train with bfloat16 autocast on this CPU (it has native '
+                    'bfloat16)' if bf16 else 'this CPU has no native bfloat16 (AVX512-BF16 / '
+                    'AMX) either, where --amp would use bfloat16 autocast')
+            warnings.warn('AMP needs a GPU and none is available: training in float32 '
+                          f'(optim_wrapper.type AmpOptimWrapper -> OptimWrapper); {hint}.')
+            cfg.optim_wrapper.type = 'OptimWrapper'
 
     # A Slurm job that was requeued (preemption, `scontrol requeue`) resumes by itself, however
     # it was launched: tools/slurm_train.sh, a plain srun, or `mim train --launcher slurm`.

@@ -45,6 +45,9 @@ def test_amp_falls_back_to_fp32_without_gpu():
     import torch
     if torch.cuda.is_available():
         pytest.skip('GPU present: AMP is kept')
+    from cmid_mm.engine.optimizers import cpu_bf16_supported
+    if cpu_bf16_supported():  # tests/test_models/test_selfsup/test_cmid_speed.py covers it
+        pytest.skip('this CPU has native bfloat16: --amp trains with bfloat16 autocast')
     with pytest.warns(UserWarning, match='AMP needs a GPU'):
         cfg = train.merge_args(_cfg(), train.parse_args(['x.py', '--amp']))
     assert cfg.optim_wrapper.type == 'OptimWrapper'

@@ -2,9 +2,14 @@
 from typing import List, Optional
 
 import torch
+from mmengine.logging import print_log
 from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.registry import OPTIMIZERS
+from mmpretrain.engine.optimizers import Adan
 from mmpretrain.registry import OPTIM_WRAPPER_CONSTRUCTORS
 from torch import nn
+
+from .chunked_adan import ChunkedAdan
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -15,11 +20,26 @@ class CMIDOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     The teacher is updated by EMA only and has no gradients. The default constructor would
     add it anyway and log one warning per teacher parameter (hundreds for Swin-B).
 
+    An ``optimizer=dict(type='Adan', ...)`` (mmpretrain's) is built as :class:`ChunkedAdan`:
+    the same update, bit for bit, with the same parameter groups and ``state_dict()``, done
+    slice by slice (about 1.6x faster on CPU, no parameter-sized temporaries).
+
     The optimizer it builds also resumes checkpoints of cmid_mm < 0.3, whose MIM decoder and
     local neck were 1x1 convolutions: their per-parameter states (momentum, Adam moments) of
     shape ``(out, in, 1[, 1])`` are reshaped to the ``(out, in)`` Linear parameters that hold
     the same numbers now.
     """
+
+    def __init__(self, optim_wrapper_cfg: dict, paramwise_cfg: Optional[dict] = None):
+        super().__init__(optim_wrapper_cfg, paramwise_cfg)
+        optimizer_type = self.optimizer_cfg['type']
+        if isinstance(optimizer_type, str):
+            with OPTIMIZERS.switch_scope_and_registry(None) as registry:
+                optimizer_type = registry.get(optimizer_type)
+        if optimizer_type is Adan:
+            self.optimizer_cfg['type'] = ChunkedAdan
+            print_log('CMIDOptimWrapperConstructor: Adan runs as ChunkedAdan (same numbers, '
+                      'slice by slice)', logger='current')
 
     def __call__(self, model: nn.Module):
         optim_wrapper = super().__call__(model)
