@@ -11,10 +11,13 @@ student sees both views masked, the teacher both views whole. Three losses:
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
+from math import cos, pi
+
 import numpy as np
 import torch
 from mmengine.logging import MessageHub
 from mmpretrain.models import BaseSelfSupervisor, CosineEMA
+from mmpretrain.models.backbones import ResNet
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 from torch import nn
@@ -70,6 +73,63 @@ def _load_old_local_loss_keys(module, state_dict, prefix, local_metadata, strict
         state_dict.setdefault(new, value)
 
 
+def _contiguous_state(module: nn.Module, state_dict: dict, prefix: str,
+                      local_metadata: dict) -> None:
+    """State-dict post-hook: tensors of ``module`` in the default (contiguous) layout."""
+    for k, v in state_dict.items():
+        if k.startswith(prefix) and isinstance(v, torch.Tensor) \
+                and not isinstance(v, nn.Parameter) and not v.is_contiguous():
+            state_dict[k] = v.contiguous()
+
+
+def _fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in at least float32 (a bfloat16 / float16 tensor from autocast is cast up)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+class ForeachCosineEMA(CosineEMA):
+    """mmpretrain's ``CosineEMA`` with the update as a few ``torch._foreach_*`` calls.
+
+    ``CosineEMA`` (through mmengine's ``ExponentialMovingAverage``) updates the averaged
+    model one parameter at a time, recomputing the cosine momentum from the ``steps`` tensor
+    for every parameter, and copies the buffers one by one. Here the momentum is computed once
+    per update by the same expression and every parameter gets the same two operations
+    (``mul_(1 - m)``, ``add_(source, alpha=m)``) in one ``_foreach`` call each, the buffers
+    one ``_foreach_copy_``: the same numbers (tested against ``CosineEMA``), the same state
+    dict (``module.*`` and ``steps``).
+    """
+
+    def _cosine_momentum(self) -> float:
+        # CosineEMA.avg_func's expression, on the `steps` tensor as there
+        max_iters = MessageHub.get_current_instance().get_info('max_iters')
+        cosine_annealing = (cos(pi * self.steps / float(max_iters)) + 1) / 2
+        return self.end_momentum - (self.end_momentum - self.momentum) * cosine_annealing
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        source = (model.state_dict() if self.update_buffers else dict(model.named_parameters()))
+        if self.steps == 0:
+            torch._foreach_copy_([p.data for p in self.avg_parameters.values()],
+                                 [source[k].data for k in self.avg_parameters])
+        elif self.steps % self.interval == 0:
+            avg, src = [], []
+            for k, p_avg in self.avg_parameters.items():
+                if p_avg.dtype.is_floating_point:
+                    avg.append(p_avg.data)
+                    src.append(source[k].data.to(p_avg.device))
+            if avg:
+                momentum = self._cosine_momentum()
+                torch._foreach_mul_(avg, 1 - momentum)
+                torch._foreach_add_(avg, src, alpha=momentum)
+        if not self.update_buffers:  # keep the buffers in sync with the source model
+            avg_buffers = list(self.module.buffers())
+            if avg_buffers:
+                torch._foreach_copy_([b.data for b in avg_buffers],
+                                     [b.data.to(a.device)
+                                      for a, b in zip(avg_buffers, model.buffers())])
+        self.steps += 1
+
+
 @MODELS.register_module()
 class CMID(BaseSelfSupervisor):
     """CMID self-supervised algorithm.
@@ -107,6 +167,14 @@ class CMID(BaseSelfSupervisor):
             (2B images) and updates its running statistics once per step instead of twice.
             Off by default: on 2 CPU cores at batch 8 it was 3 % faster for Swin-T and 9 %
             slower for ResNet-50 (docs/benchmarks.md); measure on your hardware.
+        channels_last (bool, optional): give the backbones (student and teacher) their
+            input views and convolution weights in channels-last (NHWC) memory layout, so
+            that convolutions, pooling and BatchNorm run in oneDNN's NHWC kernels all the way
+            through (no layout conversions); the feature maps come out channels-last. The
+            same values up to float rounding. ``None`` (default): on for mmpretrain
+            ``ResNet`` backbones (``CMIDResNet``), off otherwise (Swin / ViT run on tokens).
+            Parameter names and shapes are unchanged and ``state_dict()`` returns the usual
+            contiguous layout, so checkpoints are as without it.
     """
 
     def __init__(self,
@@ -123,6 +191,7 @@ class CMID(BaseSelfSupervisor):
                  loss_weights: Optional[dict] = None,
                  joint_views: bool = False,
                  local_loss: Optional[dict] = None,
+                 channels_last: Optional[bool] = None,
                  pretrained: Optional[str] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[Union[List[dict], dict]] = None) -> None:
@@ -136,9 +205,16 @@ class CMID(BaseSelfSupervisor):
         self.global_head = MODELS.build(global_head)
         self.local_neck = MODELS.build(local_neck)
         self.local_head = MODELS.build(_local_head_cfg(local_head, local_loss))
+        self.channels_last = (isinstance(self.backbone, ResNet)
+                              if channels_last is None else bool(channels_last))
+        if self.channels_last:
+            # the convolution weights in NHWC too (oneDNN reorders none per call); the state
+            # dict stays in the usual layout, so checkpoints are as before
+            self.backbone.register_state_dict_post_hook(_contiguous_state)
+            self.backbone.to(memory_format=torch.channels_last)
         # The teacher mirrors backbone + global projector + local head (not the MIM decoder).
-        # Its first update (step 0) copies the student exactly.
-        self.teacher = CosineEMA(
+        # Its first update (step 0) copies the student exactly (layout and hooks included).
+        self.teacher = ForeachCosineEMA(
             self._student_modules(),
             momentum=base_momentum,
             end_momentum=end_momentum)
@@ -162,6 +238,19 @@ class CMID(BaseSelfSupervisor):
         warn_renamed('CMID.local_loss', 'CMID.local_head', what='attribute')
         return self.local_head
 
+    def init_weights(self) -> None:
+        """mmengine's initialisation, run on the usual (contiguous) weight layout: random
+        fills write memory in order, so on NHWC weights the same seed would put the same
+        numbers in other places than without ``channels_last``."""
+        backbones = (self.backbone, self.teacher.module.backbone)
+        if self.channels_last:
+            for backbone in backbones:
+                backbone.to(memory_format=torch.contiguous_format)
+        super().init_weights()
+        if self.channels_last:
+            for backbone in backbones:
+                backbone.to(memory_format=torch.channels_last)
+
     def _student_modules(self) -> nn.ModuleDict:
         """The student modules the teacher mirrors (same keys as ``self.teacher.module``)."""
         return nn.ModuleDict(
@@ -175,6 +264,8 @@ class CMID(BaseSelfSupervisor):
     def _per_view(self, backbone: nn.Module, views: List[torch.Tensor],
                   masks: Optional[List[torch.Tensor]] = None) -> List[torch.Tensor]:
         """Last feature map of each view: one pass per view, or one joint pass of 2B images."""
+        if self.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         args = [views] if masks is None else [views, masks]
         if self.joint_views:
             return list(backbone(*[torch.cat(a) for a in args])[-1].chunk(len(views)))
@@ -289,17 +380,22 @@ class CMID(BaseSelfSupervisor):
         loss_local, t_outs = 0., []
         for (s, t), (idx_s, idx_t) in zip(DIRECTIONS,
                                           self.match(data_samples, grid_hw, views[0].device)):
-            s_out = self.local_neck(gather_cells(s_feats[s], idx_s))
-            with torch.no_grad():
-                t_out = teacher.local_neck(gather_cells(t_feats[t], idx_t))
-            loss_local = loss_local + self.local_head.loss(s_out, t_out) / 2
+            # The local heads and the DINO loss in float32 also under autocast: the teacher
+            # temperature (0.04-0.07) multiplies rounding errors of the head outputs by up to
+            # 25 in the softmax (bfloat16 heads moved the loss by ~1 %); the heads see only
+            # 2 x num_matches cells per image, a small share of the step's FLOPs.
+            with torch.autocast(device_type=views[0].device.type, enabled=False):
+                s_out = self.local_neck(_fp32(gather_cells(s_feats[s], idx_s)))
+                with torch.no_grad():
+                    t_out = teacher.local_neck(_fp32(gather_cells(t_feats[t], idx_t)))
+                loss_local = loss_local + self.local_head.loss(s_out, t_out) / 2
             t_outs.append(t_out)
 
         losses = dict(loss_rec=loss_rec, loss_global=loss_global, loss_local=loss_local)
         # Before the in-place state updates: a non-finite step changes neither queue nor centre.
         self._check_finite(losses)
-        self.global_head.enqueue(t_keys[1])
-        self.global_head.enqueue(t_keys[0])
+        self.global_head.enqueue(_fp32(t_keys[1]))
+        self.global_head.enqueue(_fp32(t_keys[0]))
         # Centre: once per step, from the teacher outputs of both directions.
         self.local_head.update_center(torch.cat(t_outs, dim=-1))
         return {k: self.loss_weights[k] * v for k, v in losses.items()}
