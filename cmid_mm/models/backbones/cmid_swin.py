@@ -1,12 +1,21 @@
 """Swin Transformer with CMID's mask token after the patch embedding (method.md §3)."""
+import functools
 from typing import Optional
 
 import torch
 import torch.nn as nn
 from mmpretrain.models.backbones import SwinTransformer
+from mmpretrain.models.utils import ShiftWindowMSA
 from mmpretrain.registry import MODELS
 
 from cmid_mm.models.utils.mask_token import apply_mask_token, check_mask_mode, modified_output
+
+
+def shift_window_mask(hw_shape, window_size, shift_size, device=None, value=-1e4):
+    """mmpretrain's shifted-window attention mask (``ShiftWindowMSA.get_attn_mask``) with
+    ``value`` instead of -100 between tokens from different regions (0 elsewhere)."""
+    mask = ShiftWindowMSA.get_attn_mask(hw_shape, window_size, shift_size, device)
+    return None if mask is None else mask.masked_fill(mask != 0, value)
 
 
 @MODELS.register_module()
@@ -18,16 +27,38 @@ class CMIDSwinTransformer(SwinTransformer):
     embedding (if any) and stage 1. It is the only parameter added to the stock Swin, so the
     state dict without ``mask_token`` loads into mmpretrain / mmseg / mmdet Swin Transformers.
 
+    Shifted-window attention masks hold ``shift_mask_value`` (default -1e4) where mmpretrain's
+    hold -100. After the softmax's max subtraction a -100 logit gives a weight of about
+    e^-100 = 3.7e-44, a subnormal float32; x86 CPUs process subnormal operands in microcode,
+    and the batched products that follow (weights @ values, both backward products) took
+    3-4x as long on every shifted block (measured on 2 cores, Swin-T's first stage). With
+    -1e4 the weight underflows to exactly 0: the masked keys' weights change by < 4e-44,
+    far below float32 resolution of any output. ``shift_mask_value=-100`` gives mmpretrain's
+    masks back.
+
     Args:
         mask_mode: ``'add'`` (``x + token * mask``, CMID reference) or ``'replace'``
             (``x * (1 - mask) + token * mask``).
+        shift_mask_value: attention logit offset between tokens of different regions in the
+            shifted windows (see above); must be <= -100.
         **kwargs: passed to :class:`mmpretrain.models.backbones.SwinTransformer`.
     """
 
-    def __init__(self, mask_mode: str = 'add', **kwargs) -> None:
+    def __init__(self, mask_mode: str = 'add', shift_mask_value: float = -1e4,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.mask_mode = check_mask_mode(mask_mode)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        if not shift_mask_value <= -100:
+            raise ValueError(f'CMIDSwinTransformer: shift_mask_value must be <= -100 (it '
+                             f'masks attention between shifted regions); got '
+                             f'{shift_mask_value!r}')
+        if shift_mask_value != -100:
+            mask_fn = functools.partial(shift_window_mask, value=float(shift_mask_value))
+            for module in self.modules():
+                if isinstance(module, ShiftWindowMSA):
+                    # ShiftWindowMSA.forward calls self.get_attn_mask(...) (a staticmethod)
+                    module.get_attn_mask = mask_fn
 
     def forward(self, x: torch.Tensor,
                 mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ...]:
@@ -40,7 +71,8 @@ class CMIDSwinTransformer(SwinTransformer):
 
         Returns:
             The stock output: one (B, C_i, H_i, W_i) map per index in ``out_indices``.
-            With ``mask=None`` this is exactly ``SwinTransformer.forward(x)``.
+            With ``mask=None`` this is ``SwinTransformer.forward(x)`` (exactly with
+            ``shift_mask_value=-100``).
         """
         if mask is None:
             return super().forward(x)

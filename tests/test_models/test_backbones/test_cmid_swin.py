@@ -31,7 +31,7 @@ def build_pair(**kwargs):
     torch.manual_seed(0)
     stock = SwinTransformer(**kwargs)
     stock.init_weights()
-    cmid = CMIDSwinTransformer(mask_mode=mask_mode, **kwargs)
+    cmid = CMIDSwinTransformer(mask_mode=mask_mode, shift_mask_value=-100, **kwargs)
     missing, unexpected = cmid.load_state_dict(stock.state_dict(), strict=False)
     assert missing == ['mask_token'] and unexpected == []
     return stock, cmid
