@@ -88,7 +88,33 @@ def parse_args(argv=None):
     parser.add_argument('--keep-checkpoints', action='store_true')
     parser.add_argument('--report-only', action='store_true',
                         help='only aggregate the finished runs into the report')
+    parser.add_argument('--pin-kernels', action='store_true',
+                        help='run everything (training and probes) with the CPU kernels pinned '
+                        'to AVX2 (%s): the same bits on any CPU of this class that has AVX2 '
+                        '(docs/learning_signal.md, "Machine dependence")' % ' '.join(
+                            f'{k}={v}' for k, v in PIN_ENV.items()))
     return parser.parse_args(argv)
+
+
+# CPU kernels pinned to one instruction set (AVX2): ATen's vectorised kernels, oneDNN's
+# convolutions, MKL's matrix products (its conditional numerical reproducibility mode)
+PIN_ENV = dict(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2', MKL_CBWR='AVX2')
+
+
+def pinned_env(environ: dict) -> Optional[dict]:
+    """The environment to re-run the study in with :data:`PIN_ENV`, or None when ``environ``
+    already has it. Errors: MKL_ENABLE_INSTRUCTIONS set (it silently overrides MKL_CBWR), or a
+    CPU without AVX2."""
+    if environ.get('MKL_ENABLE_INSTRUCTIONS'):
+        raise SystemExit('--pin-kernels: unset MKL_ENABLE_INSTRUCTIONS '
+                         f'(={environ["MKL_ENABLE_INSTRUCTIONS"]}): it overrides MKL_CBWR, and '
+                         'MKL would run its native kernels')
+    if all(environ.get(k) == v for k, v in PIN_ENV.items()):
+        return None
+    from cmid_mm.utils.machine import cpu_isa_flags
+    if 'avx2' not in cpu_isa_flags():
+        raise SystemExit('--pin-kernels pins the kernels to AVX2, which this CPU does not have')
+    return dict(environ, **PIN_ENV)
 
 
 # --- budget ----------------------------------------------------------------------------------
@@ -661,6 +687,16 @@ def plot(res: dict, path: str) -> None:
 # --- main ------------------------------------------------------------------------------------
 def main(argv=None):
     args = parse_args(argv)
+    if args.pin_kernels:
+        # the kernel choice is read when torch / MKL / oneDNN start: run again in a new
+        # process with the pins (the training subprocesses inherit them)
+        env = pinned_env(dict(os.environ))
+        if env is not None:
+            print('[study] --pin-kernels: running again with ' + ' '.join(
+                f'{k}={v}' for k, v in PIN_ENV.items()), flush=True)
+            argv = sys.argv[1:] if argv is None else list(argv)
+            sys.stdout.flush()
+            os.execve(sys.executable, [sys.executable, osp.abspath(__file__)] + argv, env)
     os.chdir(REPO)
     import logging
 
