@@ -6,6 +6,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
+from cmid_mm.utils.machine import cpu_isa_flags
+
 
 def cpu_bf16_supported() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), so that bfloat16
@@ -15,12 +17,8 @@ def cpu_bf16_supported() -> bool:
         check = getattr(cpu, name, None)
         if check is not None and check():
             return True
-    try:  # older torch: the kernel's CPU flags
-        with open('/proc/cpuinfo') as f:
-            flags = next((line for line in f if line.startswith('flags')), '').split()
-    except OSError:
-        return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+    # older torch: the kernel's CPU flags
+    return bool({'avx512_bf16', 'amx_bf16'} & set(cpu_isa_flags()))
 
 
 @OPTIM_WRAPPERS.register_module()

@@ -31,7 +31,7 @@ class CMIDSwinTransformer(SwinTransformer):
     hold -100. After the softmax's max subtraction a -100 logit gives a weight of about
     e^-100 = 3.7e-44, a subnormal float32; x86 CPUs process subnormal operands in microcode,
     and the batched products that follow (weights @ values, both backward products) took
-    3-4x as long on every shifted block (measured on 2 cores, Swin-T's first stage). With
+    4-7x as long on every shifted block (measured on 2 cores, Swin-T's first stage). With
     -1e4 the weight underflows to exactly 0: the masked keys' weights change by < 4e-44,
     far below float32 resolution of any output. ``shift_mask_value=-100`` gives mmpretrain's
     masks back.

@@ -8,6 +8,8 @@ from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 from torch.autograd.function import once_differentiable
 
+from cmid_mm.models.utils.precision import at_least_fp32
+
 
 class _QueueInfoNCE(torch.autograd.Function):
     """InfoNCE of unit queries against their key and a queue, gradient computed up front.
@@ -93,11 +95,10 @@ class QueueContrastiveHead(BaseModule):
         """
         self._check('q', q)
         self._check('k', k)
-        dtype = torch.promote_types(q.dtype, torch.float32)
         with torch.autocast(device_type=q.device.type, enabled=False):
-            q = F.normalize(q.to(dtype), dim=1)
-            k = F.normalize(k.detach().to(dtype), dim=1)
-            return _QueueInfoNCE.apply(q, k, self.queue.to(dtype), self.temperature)
+            q = F.normalize(at_least_fp32(q), dim=1)
+            k = F.normalize(at_least_fp32(k.detach()).to(q.dtype), dim=1)
+            return _QueueInfoNCE.apply(q, k, self.queue.to(q.dtype), self.temperature)
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
@@ -108,7 +109,8 @@ class QueueContrastiveHead(BaseModule):
                 ranks are concatenated in rank order (gathered once).
         """
         self._check('keys', keys)
-        keys = torch.cat(all_gather(F.normalize(keys, dim=1)), dim=0)
+        # normalised in float32 at least, as loss() normalises them (keys from autocast)
+        keys = torch.cat(all_gather(F.normalize(at_least_fp32(keys), dim=1)), dim=0)
         num, queue_len = keys.shape[0], self.queue.shape[0]
         if queue_len % num:
             raise ValueError(f'queue_len={queue_len} is not a multiple of the number of keys '

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from cmid_mm.models.utils.conv_layout import keep_conv_layout
+from cmid_mm.models.utils.precision import at_least_fp32
 
 
 @MODELS.register_module()
@@ -78,12 +79,16 @@ class CMIDLocalNeck(BaseModule):
             x: (B, C, M) features of M cells.
 
         Returns:
-            (B, out_channels, M).
+            (B, out_channels, M), in float32 at least, also under autocast: the DINO
+            teacher temperature (0.04-0.07) multiplies rounding errors of these outputs by up
+            to 25 in the softmax, and the neck sees only the matched cells, a small share of
+            a step's FLOPs.
         """
         if x.dim() != 3:
             raise ValueError(f'x must be (B, C, M) cell features (see gather_cells); got '
                              f'{tuple(x.shape)}')
         batch, _, cells = x.shape
-        rows = x.transpose(1, 2).reshape(batch * cells, -1)
-        out = self.last_layer(F.normalize(self.mlp(rows), dim=1))
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            rows = at_least_fp32(x).transpose(1, 2).reshape(batch * cells, -1)
+            out = self.last_layer(F.normalize(self.mlp(rows), dim=1))
         return out.reshape(batch, cells, -1).transpose(1, 2)

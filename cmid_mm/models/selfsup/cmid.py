@@ -11,8 +11,6 @@ student sees both views masked, the teacher both views whole. Three losses:
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from math import cos, pi
-
 import numpy as np
 import torch
 from mmengine.logging import MessageHub
@@ -80,54 +78,6 @@ def _contiguous_state(module: nn.Module, state_dict: dict, prefix: str,
         if k.startswith(prefix) and isinstance(v, torch.Tensor) \
                 and not isinstance(v, nn.Parameter) and not v.is_contiguous():
             state_dict[k] = v.contiguous()
-
-
-def _fp32(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in at least float32 (a bfloat16 / float16 tensor from autocast is cast up)."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-class ForeachCosineEMA(CosineEMA):
-    """mmpretrain's ``CosineEMA`` with the update as a few ``torch._foreach_*`` calls.
-
-    ``CosineEMA`` (through mmengine's ``ExponentialMovingAverage``) updates the averaged
-    model one parameter at a time, recomputing the cosine momentum from the ``steps`` tensor
-    for every parameter, and copies the buffers one by one. Here the momentum is computed once
-    per update by the same expression and every parameter gets the same two operations
-    (``mul_(1 - m)``, ``add_(source, alpha=m)``) in one ``_foreach`` call each, the buffers
-    one ``_foreach_copy_``: the same numbers (tested against ``CosineEMA``), the same state
-    dict (``module.*`` and ``steps``).
-    """
-
-    def _cosine_momentum(self) -> float:
-        # CosineEMA.avg_func's expression, on the `steps` tensor as there
-        max_iters = MessageHub.get_current_instance().get_info('max_iters')
-        cosine_annealing = (cos(pi * self.steps / float(max_iters)) + 1) / 2
-        return self.end_momentum - (self.end_momentum - self.momentum) * cosine_annealing
-
-    @torch.no_grad()
-    def update_parameters(self, model: nn.Module) -> None:
-        source = (model.state_dict() if self.update_buffers else dict(model.named_parameters()))
-        if self.steps == 0:
-            torch._foreach_copy_([p.data for p in self.avg_parameters.values()],
-                                 [source[k].data for k in self.avg_parameters])
-        elif self.steps % self.interval == 0:
-            avg, src = [], []
-            for k, p_avg in self.avg_parameters.items():
-                if p_avg.dtype.is_floating_point:
-                    avg.append(p_avg.data)
-                    src.append(source[k].data.to(p_avg.device))
-            if avg:
-                momentum = self._cosine_momentum()
-                torch._foreach_mul_(avg, 1 - momentum)
-                torch._foreach_add_(avg, src, alpha=momentum)
-        if not self.update_buffers:  # keep the buffers in sync with the source model
-            avg_buffers = list(self.module.buffers())
-            if avg_buffers:
-                torch._foreach_copy_([b.data for b in avg_buffers],
-                                     [b.data.to(a.device)
-                                      for a, b in zip(avg_buffers, model.buffers())])
-        self.steps += 1
 
 
 @MODELS.register_module()
@@ -214,7 +164,7 @@ class CMID(BaseSelfSupervisor):
             self.backbone.to(memory_format=torch.channels_last)
         # The teacher mirrors backbone + global projector + local head (not the MIM decoder).
         # Its first update (step 0) copies the student exactly (layout and hooks included).
-        self.teacher = ForeachCosineEMA(
+        self.teacher = CosineEMA(
             self._student_modules(),
             momentum=base_momentum,
             end_momentum=end_momentum)
@@ -380,22 +330,17 @@ class CMID(BaseSelfSupervisor):
         loss_local, t_outs = 0., []
         for (s, t), (idx_s, idx_t) in zip(DIRECTIONS,
                                           self.match(data_samples, grid_hw, views[0].device)):
-            # The local heads and the DINO loss in float32 also under autocast: the teacher
-            # temperature (0.04-0.07) multiplies rounding errors of the head outputs by up to
-            # 25 in the softmax (bfloat16 heads moved the loss by ~1 %); the heads see only
-            # 2 x num_matches cells per image, a small share of the step's FLOPs.
-            with torch.autocast(device_type=views[0].device.type, enabled=False):
-                s_out = self.local_neck(_fp32(gather_cells(s_feats[s], idx_s)))
-                with torch.no_grad():
-                    t_out = teacher.local_neck(_fp32(gather_cells(t_feats[t], idx_t)))
-                loss_local = loss_local + self.local_head.loss(s_out, t_out) / 2
+            s_out = self.local_neck(gather_cells(s_feats[s], idx_s))  # float32 (autocast too)
+            with torch.no_grad():
+                t_out = teacher.local_neck(gather_cells(t_feats[t], idx_t))
+            loss_local = loss_local + self.local_head.loss(s_out, t_out) / 2
             t_outs.append(t_out)
 
         losses = dict(loss_rec=loss_rec, loss_global=loss_global, loss_local=loss_local)
         # Before the in-place state updates: a non-finite step changes neither queue nor centre.
         self._check_finite(losses)
-        self.global_head.enqueue(_fp32(t_keys[1]))
-        self.global_head.enqueue(_fp32(t_keys[0]))
+        self.global_head.enqueue(t_keys[1])
+        self.global_head.enqueue(t_keys[0])
         # Centre: once per step, from the teacher outputs of both directions.
         self.local_head.update_center(torch.cat(t_outs, dim=-1))
         return {k: self.loss_weights[k] * v for k, v in losses.items()}
