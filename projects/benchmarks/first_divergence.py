@@ -55,6 +55,8 @@ import tempfile
 import time
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+sys.path.insert(0, REPO)
+from cmid_mm.utils.machine import KERNEL_ENV  # noqa: E402
 DEMO = 'configs/cmid_demo_resnet18_rs-sample.py'
 SWIN_BASE = 'configs/_base_/models/cmid_swin_base.py'
 
@@ -87,10 +89,9 @@ DEFAULT_SETTINGS = [
     'pin-no-onednn@cpu-avx2:ATEN_CPU_CAPABILITY=avx2,ONEDNN_MAX_CPU_ISA=AVX2,'
     'MKL_ENABLE_INSTRUCTIONS=AVX2,MKL_CBWR=AVX2,FD_DISABLE_MKLDNN=1',
 ]
-KERNEL_VARS = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA',
-               'MKL_ENABLE_INSTRUCTIONS', 'MKL_CBWR', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS',
-               'OPENCV_CPU_DISABLE', 'NPY_DISABLE_CPU_FEATURES', 'ONEDNN_DEFAULT_FPMATH_MODE',
-               'FD_DISABLE_MKLDNN')
+# machine_info's kernel variables, and the data pipeline's SIMD switches and ours
+KERNEL_VARS = KERNEL_ENV + ('OPENCV_CPU_DISABLE', 'NPY_DISABLE_CPU_FEATURES',
+                            'ONEDNN_DEFAULT_FPMATH_MODE', 'FD_DISABLE_MKLDNN')
 # FD_DISABLE_MKLDNN=1 (ours): torch.backends.mkldnn.enabled = False in every Python process of
 # the setting (a sitecustomize.py put on PYTHONPATH), so convolutions run ATen's own
 # im2col + MKL GEMM instead of oneDNN

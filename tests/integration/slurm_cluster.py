@@ -80,6 +80,27 @@ def _tail(path: str, n: int = 25) -> str:
         return f'<{path} unreadable: {e}>'
 
 
+# slurm.conf settings of every test cluster (one node here, several in slurm_multinode.py):
+# no cgroups, accounting or mail; a node that was down comes back by itself; a killed job
+# step gets 5 s between SIGTERM and SIGKILL; config_overrides lets a node advertise more
+# CPUs than the machine has
+SHARED_SETTINGS = """\
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+MailProg=/bin/true
+ReturnToService=2
+KillWait=5
+MinJobAge=30
+SlurmdParameters=config_overrides
+"""
+
+
 class SlurmClusterError(RuntimeError):
     """The cluster could not be started; the message carries the daemon log tails."""
 
@@ -204,20 +225,7 @@ SlurmctldPidFile={self.path('run', 'slurmctld.pid')}
 SlurmdPidFile={self.path('run', 'slurmd.pid')}
 SlurmctldLogFile={self.log_path('slurmctld')}
 SlurmdLogFile={self.log_path('slurmd')}
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-MailProg=/bin/true
-ReturnToService=2
-KillWait=5
-MinJobAge=30
-SlurmdParameters=config_overrides
-GresTypes=gpu
+{SHARED_SETTINGS}GresTypes=gpu
 NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} {gres}State=UNKNOWN
 PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 """

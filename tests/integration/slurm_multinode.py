@@ -11,7 +11,8 @@ import os
 import subprocess
 from typing import List, Optional
 
-from tests.integration.slurm_cluster import SlurmCluster, SlurmClusterError, find_program
+from tests.integration.slurm_cluster import (SHARED_SETTINGS, SlurmCluster, SlurmClusterError,
+                                             find_program, free_port)
 
 SUBNET = '10.77.0'
 BRIDGE = 'cmidbr0'
@@ -164,7 +165,6 @@ class MultiNodeSlurmCluster(SlurmCluster):
         subprocess.run([find_program('mungekey'), '-c', '-k', key], check=True,
                        capture_output=True, timeout=30)
         os.chmod(key, 0o600)
-        from tests.integration.slurm_cluster import free_port
         self.ctld_port, self.slurmd_port = free_port(), free_port()
         nodes = '\n'.join(f'NodeName={n} NodeAddr={a} CPUs={self.cpus} State=UNKNOWN'
                           for n, a in zip(self.names, self.addrs))
@@ -185,20 +185,7 @@ SlurmctldPidFile={self.path('run', 'slurmctld.pid')}
 SlurmdPidFile={self.path('run')}/slurmd-%n.pid
 SlurmctldLogFile={self.log_path('slurmctld')}
 SlurmdLogFile={self.path('log')}/slurmd-%n.file.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
-MailProg=/bin/true
-ReturnToService=2
-KillWait=5
-MinJobAge=30
-SlurmdParameters=config_overrides
-{nodes}
+{SHARED_SETTINGS}{nodes}
 PartitionName={self.partition} Nodes={','.join(self.names)} Default=YES MaxTime=INFINITE State=UP
 """
         with open(self.conf, 'w') as f:

@@ -13,7 +13,6 @@ import os.path as osp
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import torch
 
 import cmid_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint globals)
 from cmid_mm.utils.checkpoint_guard import checkpoint_problem
+from tests.integration.slurm_cluster import free_port
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(REPO, 'configs', 'cmid_demo_resnet18_rs-sample.py')
@@ -52,26 +52,21 @@ def _start(work_dir, num_workers, *extra, ranks=1):
     if ranks > 1:  # tools/dist_train.sh CONFIG N ..., gloo on loopback
         cmd = ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), CONFIG, str(ranks),
                *cmd[3:]]
-        env.update(PYTHON=sys.executable, PORT=str(_free_port()), MASTER_ADDR='127.0.0.1')
+        env.update(PYTHON=sys.executable, PORT=str(free_port()), MASTER_ADDR='127.0.0.1')
     # own session: the run and its data-loader workers are one process group to kill
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, start_new_session=True)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def _finish(proc):
+def _finish(proc, returncode=0):
+    """Wait for a run (at most RUN_TIMEOUT s); its output. It must exit with ``returncode``."""
     try:
         out, _ = proc.communicate(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired:
         _kill(proc)
         out, _ = proc.communicate()
         pytest.fail(f'training did not finish in {RUN_TIMEOUT} s:\n{out[-3000:]}')
-    assert proc.returncode == 0, out[-4000:]
+    assert proc.returncode == returncode, out[-4000:]
     return out
 
 

@@ -41,14 +41,13 @@ import cmid_mm  # noqa: F401  (registers; allow-lists mmengine checkpoint global
 from cmid_mm.engine.hooks import PreemptionHook
 from cmid_mm.engine.hooks.exact_resume_hook import MidEpochResumeLoop, _batches_from
 from tests.integration.slurm_cluster import free_port, pid_alive
-from tests.integration.test_exact_resume import (LOSS_KEYS, _checkpoint_summary, _kill,
-                                                 _logged_losses)
+from tests.integration.test_exact_resume import (LOSS_KEYS, RUN_TIMEOUT, _checkpoint_summary,
+                                                 _finish, _kill, _logged_losses)
 
 REPO = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(REPO, 'configs', 'cmid_demo_resnet18_rs-sample.py')
 PER_EPOCH, EPOCHS, INTERVAL = 4, 2, 3
 TOTAL = PER_EPOCH * EPOCHS
-RUN_TIMEOUT = 400  # s per training process; each takes ~15 s of CPU
 PREEMPTED = 75
 SEED_ENV = 'CMID_PREEMPT_SEED'
 # A run stops after the iteration in which the signal arrives: the signal sent once batch k's
@@ -123,17 +122,6 @@ def _start(work_dir, num_workers, *extra, ranks=1):
         env.update(PYTHON=sys.executable, PORT=str(free_port()), MASTER_ADDR='127.0.0.1')
     return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, start_new_session=True)
-
-
-def _finish(proc, returncode=0):
-    try:
-        out, _ = proc.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        out, _ = proc.communicate()
-        pytest.fail(f'training did not finish in {RUN_TIMEOUT} s:\n{out[-3000:]}')
-    assert proc.returncode == returncode, out[-4000:]
-    return out
 
 
 def _descendants(pid):

@@ -55,10 +55,23 @@ def test_pinned_env_adds_the_pins_once_and_refuses_mkl_instructions():
         study.pinned_env(dict(env, MKL_ENABLE_INSTRUCTIONS='AVX512'))
 
 
+def _cpu_vendor():
+    try:
+        with open('/proc/cpuinfo') as f:
+            line = next((line for line in f if line.startswith('vendor_id')), '')
+    except OSError:
+        return ''
+    return line.split(':', 1)[-1].strip()
+
+
 def test_pins_give_the_bits_of_an_avx2_only_cpu():
     flags = cpu_isa_flags()
     if 'avx2' not in flags:
         pytest.skip('this CPU has no AVX2')
+    if _cpu_vendor() != 'GenuineIntel':
+        # MKL documents MKL_CBWR=AVX2 as reproducible on Intel CPUs only (elsewhere it may
+        # take another code path): the claim this test checks does not hold there
+        pytest.skip(f'MKL_CBWR=AVX2 is documented for Intel CPUs; this is {_cpu_vendor()!r}')
     pinned = _probe(**study.PIN_ENV)
     avx2_cpu = _probe(ATEN_CPU_CAPABILITY='avx2', ONEDNN_MAX_CPU_ISA='AVX2',
                       MKL_ENABLE_INSTRUCTIONS='AVX2')

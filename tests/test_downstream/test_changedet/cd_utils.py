@@ -28,3 +28,22 @@ def export_tiny_cmid(arch: str, out_dir) -> str:
     out = osp.join(str(out_dir), f'cmid_{arch}_backbone.pth')
     load_tool('tools/model_converters/export_cmid.py').main([ckpt, out])
     return out
+
+
+def changedet_config(name: str, options: dict = None):
+    """configs/changedet/``name``, with ``options`` merged in."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, 'configs', 'changedet', name))
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def build_changedet(cfg):
+    """The (initialised) model of a configs/changedet config, built in mmseg's scope."""
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model

@@ -1,25 +1,8 @@
 """Exported CMID weights really land in the change-detection backbones (counted key by key)."""
-import os.path as osp
-
 import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from mmseg.registry import MODELS
 
-from tests.test_downstream.test_changedet.cd_utils import REPO, export_tiny_cmid
-
-
-def _config(name, options):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'changedet', name))
-    cfg.merge_from_dict(options)
-    return cfg
-
-
-def _build(cfg):
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model
+from tests.test_downstream.test_changedet.cd_utils import (build_changedet, changedet_config,
+                                                         export_tiny_cmid)
 
 
 R18_UPERNET = {
@@ -38,9 +21,9 @@ def _exported(path):
 
 
 def test_resnet_upernet_config_loads_every_backbone_key(cmid_r18_backbone):
-    cfg = _config('siam-upernet_cmid-r50_40k_levir-cd-512x512.py',
+    cfg = changedet_config('siam-upernet_cmid-r50_40k_levir-cd-512x512.py',
                   dict(R18_UPERNET, **{'model.backbone.init_cfg.checkpoint': cmid_r18_backbone}))
-    model = _build(cfg)
+    model = build_changedet(cfg)
     exported, own = _exported(cmid_r18_backbone), model.backbone.state_dict()
     # ResNet-18 = torchvision's 122 state entries minus fc.weight / fc.bias
     assert len(own) == len(exported) == 120
@@ -50,12 +33,12 @@ def test_resnet_upernet_config_loads_every_backbone_key(cmid_r18_backbone):
 
 
 def test_bit_config_loads_the_three_stages_it_uses(cmid_r18_backbone):
-    cfg = _config('bit_cmid-r50_200e_cdd-256x256.py', {
+    cfg = changedet_config('bit_cmid-r50_200e_cdd-256x256.py', {
         'model.backbone.depth': 18,
         'model.decode_head.in_channels': 256,
         'model.backbone.init_cfg.checkpoint': cmid_r18_backbone
     })
-    model = _build(cfg)
+    model = build_changedet(cfg)
     exported, own = _exported(cmid_r18_backbone), model.backbone.state_dict()
     assert set(own) <= set(exported)  # no missing key
     # unused: stage 4 = 2 BasicBlocks: 2 x (conv, BN x5, conv, BN x5) + downsample (conv, BN x5)
@@ -66,7 +49,7 @@ def test_bit_config_loads_the_three_stages_it_uses(cmid_r18_backbone):
 
 def test_swin_config_loads_cmid_swin_with_another_window(tmp_path):
     export = export_tiny_cmid('swin', tmp_path)  # window 2 in CMID, 7 downstream
-    cfg = _config('siam-upernet_cmid-swin-b_40k_levir-cd-512x512.py', {
+    cfg = changedet_config('siam-upernet_cmid-swin-b_40k_levir-cd-512x512.py', {
         'model.backbone.embed_dims': 16,
         'model.backbone.depths': [1, 1, 1, 1],
         'model.backbone.num_heads': [1, 1, 2, 2],
@@ -76,7 +59,7 @@ def test_swin_config_loads_cmid_swin_with_another_window(tmp_path):
         'model.auxiliary_head.in_channels': 128,
         'model.auxiliary_head.channels': 16,
     })
-    model = _build(cfg)
+    model = build_changedet(cfg)
     exported, own = _exported(export), model.backbone.state_dict()
     assert len(exported) == 67 and set(exported) <= set(own)  # nothing unexpected
     # missing: the 4 index buffers (rebuilt from the window) and the stage-0..2 output norms,

@@ -4,30 +4,14 @@ import os.path as osp
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmengine.registry import DefaultScope
-from mmseg.registry import MODELS
 
-from tests.test_downstream.test_changedet.cd_utils import REPO
+from tests.test_downstream.test_changedet.cd_utils import (REPO, build_changedet,
+                                                         changedet_config)
 
 CONFIGS = sorted(glob.glob(osp.join(REPO, 'configs', 'changedet', '*.py')))
 NAMES = [osp.basename(c) for c in CONFIGS]
 CHANNELS = {'ResNet': [256, 512, 1024, 2048], 'SwinTransformer': [128, 256, 512, 1024]}
 CHANNELS['mmseg.SwinTransformer'] = CHANNELS['SwinTransformer']  # the shared Swin-B variable
-
-
-def _config(name, options=None):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'changedet', name))
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
-
-
-def _build(cfg):
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    return model
 
 
 def test_the_expected_configs_exist():
@@ -43,7 +27,7 @@ def test_the_expected_configs_exist():
 
 @pytest.mark.parametrize('name', NAMES)
 def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
-    cfg = _config(name)
+    cfg = changedet_config(name)
     assert cfg.default_scope == 'mmseg'
     assert cfg.custom_imports == dict(imports=['cmid_mm.downstream.changedet'],
                                       allow_failed_imports=False)
@@ -89,11 +73,11 @@ def test_config_speaks_open_cd_and_sets_the_cmid_traps(name):
 @pytest.mark.parametrize('name', ['siam-upernet_cmid-r50_40k_levir-cd-512x512.py', 'siam-upernet_cmid-swin-b_40k_cdd-256x256.py',
                                   'bit_cmid-r50_200e_cdd-256x256.py', 'bit_cmid-swin-b_200e_cdd-256x256.py'])
 def test_full_width_model_runs_a_pair(name):
-    cfg = _config(name)
+    cfg = changedet_config(name)
     cfg.model.backbone.init_cfg = None  # architecture only; see test_cd_cmid_weights.py
     if cfg.model.backbone.type in ('SwinTransformer', 'mmseg.SwinTransformer'):
         cfg.model.backbone.depths = [2, 2, 2, 2]  # Swin-B widths, 2 instead of 18 blocks
-    model = _build(cfg).eval()
+    model = build_changedet(cfg).eval()
     with torch.no_grad():
         logits = model._forward(torch.randn(1, 6, 64, 64))
     # UperNet predicts at 1/4 of the input, BIT at full resolution
