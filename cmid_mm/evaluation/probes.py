@@ -13,7 +13,7 @@ Used by ``projects/benchmarks/learning_signal_study.py``; no scikit-learn needed
 * :func:`classification_metrics` (accuracy, balanced accuracy, macro-F1) and
   :func:`binary_iou`.
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -140,6 +140,35 @@ def binary_iou(pred: torch.Tensor, target: torch.Tensor, positive: int = 1) -> f
     p, t = pred.flatten() == positive, target.flatten() == positive
     union = (p | t).sum().item()
     return float((p & t).sum().item() / union) if union else float('nan')
+
+
+def block_confusion(pred: torch.Tensor, target: torch.Tensor, block: int,
+                    positive: int = 1) -> Dict[str, List[int]]:
+    """Binary confusion counts of a (H, W) label map per ``block`` x ``block`` tile.
+
+    Tiles are taken row by row from the top left; the last row / column of tiles is narrower
+    when H or W is not a multiple of ``block``. Summed over the tiles the counts are those of the
+    whole map, so a metric recomputed from a resample of tiles (a spatial bootstrap) equals the
+    map's metric when every tile is drawn once.
+
+    Returns:
+        ``tp``, ``fp``, ``fn``, ``tn``: one count per tile (ints, JSON-able).
+    """
+    if pred.shape != target.shape or pred.dim() != 2:
+        raise ValueError(f'block_confusion: pred {tuple(pred.shape)} and target '
+                         f'{tuple(target.shape)} must be the same (H, W) map')
+    h, w = pred.shape
+    nh, nw = -(-h // block), -(-w // block)
+    p = F.pad((pred == positive).long(), (0, nw * block - w, 0, nh * block - h))
+    t = F.pad((target == positive).long(), (0, nw * block - w, 0, nh * block - h))
+    valid = F.pad(torch.ones(h, w, dtype=torch.long), (0, nw * block - w, 0, nh * block - h))
+
+    def per_tile(x):
+        return x.view(nh, block, nw, block).sum(dim=(1, 3)).flatten()
+
+    tp, fp, fn = per_tile(p * t), per_tile(p * (1 - t)), per_tile((1 - p) * t)
+    tn = per_tile(valid) - tp - fp - fn
+    return dict(tp=tp.tolist(), fp=fp.tolist(), fn=fn.tolist(), tn=tn.tolist())
 
 
 def contiguous_groups(n: int, n_folds: int) -> torch.Tensor:

@@ -55,7 +55,10 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from report_paths import portable_args  # noqa: E402
 
 ALL_METHODS = ('random', 'cmid', 'cmid_mim-only', 'cmid_global-only', 'cmid_local-only',
-               'cmid_no-ffl', 'mocov2', 'byol')
+               'cmid_no-ffl', 'mocov2', 'byol', 'simmim')
+# the study's design (docs/learning_signal.md): CMID against the baselines; the ablations run
+# on request (--methods)
+DEFAULT_METHODS = ('random', 'cmid', 'mocov2', 'byol', 'simmim')
 PATCH_TASKS = ('building', 'road', 'trees', 's2_landcover')
 DENSE_TASK = 'building_dense'
 TASKS = PATCH_TASKS + (DENSE_TASK, )
@@ -64,17 +67,22 @@ CMID_METHODS = tuple(m for m in ALL_METHODS if m.startswith('cmid'))
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--iters', type=int, default=60,
+    parser.add_argument('--iters', type=int, default=240,
                         help='pretraining iterations per method and seed (rounded up to a '
                         'multiple of --checkpoints)')
-    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
-    parser.add_argument('--methods', nargs='+', default=list(ALL_METHODS),
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2, 3, 4])
+    parser.add_argument('--methods', nargs='+', default=list(DEFAULT_METHODS),
                         choices=list(ALL_METHODS))
-    parser.add_argument('--work-dir', default='work_dirs/study')
+    parser.add_argument('--work-dir', default='work_dirs/study',
+                        help='training runs: logs, checkpoints, the final backbones')
     parser.add_argument('--out', default='docs/learning_signal')
+    parser.add_argument('--records', default=None,
+                        help='one JSON per finished run (default <out>/runs): the study\'s '
+                        'state; a rerun skips what is recorded, so commit it to carry a long '
+                        'study across machines')
     parser.add_argument('--data', default='data/rs_study', help='made by make_rs_study.py')
     parser.add_argument('--config-dir', default='projects/benchmarks/configs')
-    parser.add_argument('--checkpoints', type=int, default=3,
+    parser.add_argument('--checkpoints', type=int, default=4,
                         help='checkpoints at k/N of the budget, k = 1..N')
     parser.add_argument('--threads', type=int, default=2,
                         help='OMP threads of the training subprocess and of the probes')
@@ -85,6 +93,9 @@ def parse_args(argv=None):
                         help='L2 values the linear probes choose from by CV in the train split')
     parser.add_argument('--dense-stride', type=int, default=6,
                         help='train-zone pixel grid of the dense probe (every n-th row/col)')
+    parser.add_argument('--dense-block', type=int, default=30,
+                        help='test-zone tiles (px) of the dense probe\'s confusion counts, the '
+                        'units the intervals resample')
     parser.add_argument('--keep-checkpoints', action='store_true')
     parser.add_argument('--report-only', action='store_true',
                         help='only aggregate the finished runs into the report')
@@ -309,15 +320,20 @@ def eval_patch_task(train_x, test_x, t: dict, args, knn_metric='cosine') -> dict
                         metric=knn_metric)
         lin = linear_probe(train_x, t['y_train'], test_x, k, groups=t['groups'],
                            l2_grid=args.l2_grid)
-    return dict(knn=classification_metrics(knn, t['y_test'], k),
-                linear=dict(classification_metrics(lin['pred'], t['y_test'], k), l2=lin['l2']))
+    # per-patch predictions: the intervals resample test patches (and seeds)
+    return dict(knn=dict(classification_metrics(knn, t['y_test'], k), pred=knn.tolist()),
+                linear=dict(classification_metrics(lin['pred'], t['y_test'], k), l2=lin['l2'],
+                            pred=lin['pred'].tolist()))
 
 
-def dense_scores(pred: torch.Tensor, target: torch.Tensor, l2: float) -> dict:
-    from cmid_mm.evaluation.probes import balanced_accuracy, binary_iou
+def dense_scores(pred: torch.Tensor, target: torch.Tensor, l2: float, block: int) -> dict:
+    """IoU / pixel accuracy / balanced accuracy, and the confusion counts per test tile
+    (``blocks``: the units the intervals resample)."""
+    from cmid_mm.evaluation.probes import balanced_accuracy, binary_iou, block_confusion
 
     return dict(iou=binary_iou(pred, target), pixel_acc=float((pred == target).double().mean()),
-                bacc=balanced_accuracy(pred, target, 2), l2=l2)
+                bacc=balanced_accuracy(pred, target, 2), l2=l2,
+                blocks=dict(block_confusion(pred, target, block), size=block))
 
 
 @torch.no_grad()
@@ -346,7 +362,7 @@ def eval_dense(backbone, d: dict, args) -> dict:
     # the logits of the interpolated pixel features
     cell_logits = ((cells - lin['mean']) / lin['std']) @ lin['w'] + lin['b']
     pred = torch.sparse.mm(interp, cell_logits).argmax(1).view(ht, wt)
-    return dense_scores(pred, d['mask_test'], lin['l2'])
+    return dense_scores(pred, d['mask_test'], lin['l2'], args.dense_block)
 
 
 def evaluate_backbone(backbone, tasks: dict, dense: dict, args) -> dict:
@@ -375,7 +391,7 @@ def evaluate_baselines(tasks: dict, dense: dict, args) -> dict:
         lin = linear_probe(x_tr, dense['mask_train'][ys, xs], test, 2, groups=dense['groups'],
                            l2_grid=args.l2_grid)
     out[DENSE_TASK] = dense_scores(lin['pred'].view(dense['mask_test'].shape),
-                                   dense['mask_test'], lin['l2'])
+                                   dense['mask_test'], lin['l2'], args.dense_block)
     return out
 
 
@@ -416,6 +432,10 @@ def train(method: str, seed: int, iters: int, run_dir: str, args, iters_per_epoc
                method, iters, args.checkpoints, seed, iters_per_epoch, args.data,
                args.num_workers)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    # idle OpenMP threads sleep instead of spinning: the same bits (checked: SimMIM, 4 steps,
+    # identical weights), and a step that shares the 2 cores with another job took 1.1 s
+    # instead of 6.4 s (spinning threads of two jobs fight for the cores)
+    env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     os.makedirs(run_dir, exist_ok=True)
     log = osp.join(run_dir, 'train.log')
     print(f'[study] train {method} seed {seed}: {" ".join(shlex.quote(c) for c in cmd)}',
@@ -436,22 +456,45 @@ def train(method: str, seed: int, iters: int, run_dir: str, args, iters_per_epoc
     return timing
 
 
+def record_path(args, method: str, seed: int, iters: int) -> str:
+    """The JSON that marks a run finished (random init: no budget)."""
+    if method == 'random':
+        return osp.join(args.records, 'random', f'seed{seed}.json')
+    return osp.join(args.records, f'it{iters}', method, f'seed{seed}.json')
+
+
+def write_record(path: str, rec: dict) -> None:
+    """Write atomically: an interrupted write never leaves a record that looks finished."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(rec, f, indent=None, separators=(',', ':'))
+    os.replace(path + '.tmp', path)
+
+
+def run_environment(args) -> dict:
+    """What decides a run's bits besides the seed: CPU, its ISA, threads, kernel pins."""
+    info = machine_info()
+    keep = ('cpu_model', 'isa_flags', 'torch_cpu_capability', 'kernel_env', 'torch')
+    return dict({k: info.get(k) for k in keep}, threads=args.threads,
+                omp_wait_policy=os.environ.get('OMP_WAIT_POLICY'),
+                pinned=all(os.environ.get(k) == v for k, v in PIN_ENV.items()))
+
+
 def eval_random(seed: int, backbone_cfg: dict, tasks, dense, args) -> dict:
-    path = osp.join(args.work_dir, 'random', f'seed{seed}', 'eval.json')
+    path = record_path(args, 'random', seed, 0)
     if osp.isfile(path):
         return json.load(open(path))
     start = time.time()
     metrics = evaluate_backbone(build_backbone(backbone_cfg, seed=seed), tasks, dense, args)
     rec = dict(method='random', seed=seed, iters=0, evals={'0': metrics},
-               eval_s={'0': round(time.time() - start, 2)})
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    json.dump(rec, open(path, 'w'), indent=1)
+               eval_s={'0': round(time.time() - start, 2)}, environment=run_environment(args))
+    write_record(path, rec)
     return rec
 
 
 def run_method(method, seed, iters, backbone_cfg, tasks, dense, args, iters_per_epoch) -> dict:
     run_dir = osp.join(args.work_dir, f'it{iters}', method, f'seed{seed}')
-    path = osp.join(run_dir, 'eval.json')
+    path = record_path(args, method, seed, iters)
     if osp.isfile(path):
         print(f'[study] {method} seed {seed}: done before ({path}), skipped', flush=True)
         return json.load(open(path))
@@ -467,17 +510,23 @@ def run_method(method, seed, iters, backbone_cfg, tasks, dense, args, iters_per_
     for it, ckpt in ckpts.items():
         start = time.time()
         backbone = build_backbone(backbone_cfg, state_dict=load_student_backbone(ckpt))
+        if it == iters:  # the final student backbone, stock ResNet-18 keys: for fine-tuning
+            torch.save(dict(state_dict=backbone.state_dict()), final_backbone_path(run_dir))
         evals[str(it)] = evaluate_backbone(backbone, tasks, dense, args)
         eval_s[str(it)] = round(time.time() - start, 2)
         print(f'[study] {method} seed {seed} iter {it}: ' + summary_line(evals[str(it)]) +
               f' ({eval_s[str(it)]:.0f} s)', flush=True)
     rec = dict(method=method, seed=seed, iters=iters, timing=timing, evals=evals,
-               eval_s=eval_s)
-    json.dump(rec, open(path, 'w'), indent=1)
+               eval_s=eval_s, environment=run_environment(args))
+    write_record(path, rec)
     if not args.keep_checkpoints:
-        for ckpt in glob.glob(osp.join(run_dir, '*.pth')):
+        for ckpt in glob.glob(osp.join(run_dir, 'iter_*.pth')):
             os.remove(ckpt)
     return rec
+
+
+def final_backbone_path(run_dir: str) -> str:
+    return osp.join(run_dir, 'backbone_final.pth')
 
 
 def summary_line(metrics: dict) -> str:
@@ -705,6 +754,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     args.data = osp.abspath(args.data)
     args.work_dir = osp.abspath(args.work_dir)
+    args.records = osp.abspath(args.records or osp.join(args.out, 'runs'))
     iters = round_budget(args.iters, args.checkpoints)
     if iters != args.iters:
         print(f'[study] --iters {args.iters} -> {iters} (a multiple of {args.checkpoints} '
@@ -726,19 +776,18 @@ def main(argv=None):
     print('[study] loading probe data', flush=True)
     tasks = {n: load_patch_task(args.data, n, mean, std) for n in PATCH_TASKS}
     dense = load_dense_task(args.data, mean, std, args.dense_stride)
-    base_path = osp.join(args.work_dir, 'baselines.json')
+    base_path = osp.join(args.records, 'baselines.json')
     if osp.isfile(base_path):
         baselines = json.load(open(base_path))
     else:
         baselines = evaluate_baselines(tasks, dense, args)
-        os.makedirs(args.work_dir, exist_ok=True)
-        json.dump(baselines, open(base_path, 'w'), indent=1)
+        write_record(base_path, baselines)
 
     backbone_cfg = dict(random_cfg.model.backbone)
     runs, randoms = {}, {}
     for seed in args.seeds:
         if args.report_only:
-            p = osp.join(args.work_dir, 'random', f'seed{seed}', 'eval.json')
+            p = record_path(args, 'random', seed, 0)
             if osp.isfile(p):
                 randoms[seed] = json.load(open(p))
         else:
@@ -749,7 +798,7 @@ def main(argv=None):
             if method == 'random':
                 continue
             if args.report_only:
-                p = osp.join(args.work_dir, f'it{iters}', method, f'seed{seed}', 'eval.json')
+                p = record_path(args, method, seed, iters)
                 if osp.isfile(p):
                     runs.setdefault(method, {})[seed] = json.load(open(p))
                 continue

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from cmid_mm.evaluation.probes import (balanced_accuracy, bilinear_matrix, binary_iou,
+                                       block_confusion,
                                        class_weights, classification_metrics,
                                        contiguous_groups, fit_logistic,
                                        interpolated_linear_probe, knn_probe, linear_probe,
@@ -182,3 +183,23 @@ def test_interpolated_probe_equals_probe_on_interpolated_rows():
         assert ours['cv'][k] == pytest.approx(ref['cv'][k], abs=0.02)
     logits = ((cells - ours['mean']) / ours['std']) @ ours['w'] + ours['b']
     assert (logits.argmax(1) == ref['pred']).float().mean() >= 0.97
+
+
+def test_block_confusion_hand_counted():
+    # 3 x 5 map, 2 px tiles: tiles (row-major) cover rows {0,1},{2} x cols {0,1},{2,3},{4}
+    pred = torch.tensor([[1, 1, 0, 0, 1],
+                         [0, 1, 0, 1, 1],
+                         [1, 0, 0, 0, 0]])
+    target = torch.tensor([[1, 0, 0, 0, 1],
+                           [1, 1, 0, 0, 0],
+                           [1, 1, 0, 1, 0]])
+    c = block_confusion(pred, target, 2)
+    assert c['tp'] == [2, 0, 1, 1, 0, 0]
+    assert c['fp'] == [1, 1, 1, 0, 0, 0]
+    assert c['fn'] == [1, 0, 0, 1, 1, 0]
+    assert c['tn'] == [0, 3, 0, 0, 1, 1]
+    # summed over the tiles: the whole map's IoU
+    iou = sum(c['tp']) / (sum(c['tp']) + sum(c['fp']) + sum(c['fn']))
+    assert iou == pytest.approx(binary_iou(pred, target)) and iou == pytest.approx(4 / 10)
+    with pytest.raises(ValueError, match=r'\(3, 5\)'):
+        block_confusion(pred, target[:, :4], 2)

@@ -145,7 +145,7 @@ def _fake_metrics(v):
 
 
 def test_report_from_fake_runs(tmp_path):
-    args = study.parse_args(['--iters', '6', '--seeds', '0', '1'])
+    args = study.parse_args(['--iters', '6', '--seeds', '0', '1', '--checkpoints', '3'])
     timing = dict(s_per_iter_median=1.5, data_s_per_iter_median=0.01, wall_clock_s=20.)
     runs = {m: {s: dict(method=m, seed=s, iters=6, timing=timing,
                         evals={str(i): _fake_metrics(0.5 + 0.01 * i + 0.02 * s + d)
