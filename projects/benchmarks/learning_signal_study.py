@@ -96,6 +96,12 @@ def parse_args(argv=None):
     parser.add_argument('--dense-block', type=int, default=30,
                         help='test-zone tiles (px) of the dense probe\'s confusion counts, the '
                         'units the intervals resample')
+    parser.add_argument('--n-boot', type=int, default=2000,
+                        help='bootstrap replicates of every interval')
+    parser.add_argument('--rerun-records', default=None,
+                        help='records of reruns made elsewhere (another machine or kernel '
+                        'setting, same --iters): the report checks each against the '
+                        'prediction intervals')
     parser.add_argument('--keep-checkpoints', action='store_true')
     parser.add_argument('--report-only', action='store_true',
                         help='only aggregate the finished runs into the report')
@@ -525,6 +531,16 @@ def run_method(method, seed, iters, backbone_cfg, tasks, dense, args, iters_per_
     return rec
 
 
+def load_records(records: str, iters: int) -> Dict[str, Dict[int, dict]]:
+    """method -> seed -> record of every run recorded under ``records`` at ``iters``."""
+    out = {}
+    for path in sorted(glob.glob(osp.join(records, 'random', 'seed*.json')) +
+                       glob.glob(osp.join(records, f'it{iters}', '*', 'seed*.json'))):
+        rec = json.load(open(path))
+        out.setdefault(rec['method'], {})[int(rec['seed'])] = rec
+    return out
+
+
 def final_backbone_path(run_dir: str) -> str:
     return osp.join(run_dir, 'backbone_final.pth')
 
@@ -537,10 +553,6 @@ def summary_line(metrics: dict) -> str:
 
 
 # --- report ----------------------------------------------------------------------------------
-def metric_of(metrics: dict, task: str, probe: str, key: str) -> float:
-    return metrics[task][key] if task == DENSE_TASK else metrics[task][probe][key]
-
-
 def mean_std(values: List[float]) -> Dict[str, float]:
     arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     if arr.size == 0:
@@ -549,61 +561,49 @@ def mean_std(values: List[float]) -> Dict[str, float]:
                 n=int(arr.size))
 
 
-SUMMARY_METRICS = [(t, 'linear', 'bacc') for t in PATCH_TASKS] + \
-    [(t, 'knn', 'bacc') for t in PATCH_TASKS] + \
-    [(t, 'linear', 'acc') for t in PATCH_TASKS] + [(t, 'knn', 'acc') for t in PATCH_TASKS] + \
-    [(DENSE_TASK, 'linear', 'iou'), (DENSE_TASK, 'linear', 'pixel_acc'),
-     (DENSE_TASK, 'linear', 'bacc')]
+def run_cost(seeds: Dict[int, dict]) -> dict:
+    return dict(
+        s_per_iter_median=mean_std([r['timing']['s_per_iter_median'] for r in seeds.values()]),
+        data_s_per_iter_median=mean_std([r['timing']['data_s_per_iter_median']
+                                         for r in seeds.values()]),
+        wall_clock_s=mean_std([r['timing']['wall_clock_s'] for r in seeds.values()]),
+        eval_s_per_checkpoint=mean_std([v for r in seeds.values() for v in r['eval_s'].values()]),
+        loadavg_1min=mean_std([v for r in seeds.values()
+                               for v in (r['timing'].get('loadavg_before') or [None])[:1] +
+                               (r['timing'].get('loadavg_after') or [None])[:1]]))
 
 
 def aggregate(runs: Dict[str, Dict[int, dict]], randoms: Dict[int, dict], baselines: dict,
-              iters: int, args, info: dict, pool_tiles: int, batch: int) -> dict:
-    methods = [m for m in ALL_METHODS if m in runs or (m == 'random' and randoms)]
-    summary, curves, cost = {}, {}, {}
-    for m in methods:
-        seeds = randoms if m == 'random' else runs[m]
-        final = '0' if m == 'random' else str(iters)
-        summary[m] = {f'{t}/{p}/{k}': mean_std([metric_of(seeds[s]['evals'][final], t, p, k)
-                                                 for s in seeds])
-                      for t, p, k in SUMMARY_METRICS}
-        if m != 'random':
-            its = [0] + checkpoint_iters(iters, args.checkpoints)
-            curves[m] = {f'{t}/{p}/{k}': [
-                mean_std([metric_of(randoms[s]['evals']['0'], t, p, k) for s in seeds
-                          if s in randoms] if it == 0 else
-                         [metric_of(seeds[s]['evals'][str(it)], t, p, k) for s in seeds])
-                for it in its] for t, p, k in SUMMARY_METRICS}
-            curves[m]['iters'] = its
-            cost[m] = dict(
-                s_per_iter_median=mean_std([seeds[s]['timing']['s_per_iter_median']
-                                            for s in seeds]),
-                data_s_per_iter_median=mean_std([seeds[s]['timing']['data_s_per_iter_median']
-                                                 for s in seeds]),
-                wall_clock_s=mean_std([seeds[s]['timing']['wall_clock_s'] for s in seeds]),
-                eval_s_per_checkpoint=mean_std([v for s in seeds
-                                                for v in seeds[s]['eval_s'].values()]))
-    base = {f'{t}/{p}/{k}': metric_of(baselines, t, p, k) for t, p, k in SUMMARY_METRICS}
-    # compute spent on the runs reported here: training subprocesses + probes
+              targets: dict, iters: int, args, info: dict, pool_tiles: int, batch: int,
+              finetune: Optional[dict] = None, ap_fn=None, rerun: Optional[dict] = None) -> dict:
+    """The report (study_report.build_report) with the budget, cost, machine and command."""
+    from study_report import build_report
+
+    ckpts = checkpoint_iters(iters, args.checkpoints)
+    res = build_report(runs, randoms, baselines, targets, iters, ckpts, n_boot=args.n_boot,
+                       finetune=finetune, ap_fn=ap_fn, rerun=rerun)
     spent = sum(r['timing']['wall_clock_s'] + sum(r['eval_s'].values())
                 for seeds in runs.values() for r in seeds.values()) + \
-        sum(sum(r['eval_s'].values()) for r in randoms.values())
-    return dict(
-        study='learning signal on real imagery (issue 6, part 2)',
+        sum(sum(r['eval_s'].values()) for r in randoms.values()) + \
+        sum(r['timing']['wall_clock_s'] for t in (finetune or {}).values()
+            for seeds in t.values() for r in seeds.values())
+    res.update(
+        study='learning signal on real imagery (issue 18: intervals, SimMIM, fine-tuning)',
         command=' '.join(shlex.quote(a) for a in portable_args([sys.executable] + sys.argv)),
         machine=info, budget=dict(iters=iters, batch_size=batch, pool_tiles=pool_tiles,
                                   images_seen=iters * batch,
                                   passes_over_pool=round(iters * batch / pool_tiles, 2),
-                                  checkpoints=checkpoint_iters(iters, args.checkpoints)),
+                                  checkpoints=ckpts),
         seeds=sorted({s for m in runs.values() for s in m} | set(randoms)),
         probes=dict(knn=dict(k=args.k, T=args.temperature, metric='cosine on GAP features'),
                     linear=dict(l2_grid=args.l2_grid, cv='3 spatial bands of the train split',
                                 loss='class-balanced cross-entropy, L-BFGS'),
                     dense=dict(features='last stage (stride 32), bilinear to pixels',
-                               train_pixel_stride=args.dense_stride)),
+                               train_pixel_stride=args.dense_stride,
+                               test_tile_px=args.dense_block)),
         total_run_and_probe_s=round(spent, 1),
-        summary=summary, curves=curves, cost=cost, baselines=dict(mean_rgb=base),
-        runs={m: {str(s): r for s, r in seeds.items()} for m, seeds in runs.items()},
-        random={str(s): r for s, r in randoms.items()})
+        cost={m: run_cost(seeds) for m, seeds in runs.items()})
+    return res
 
 
 def fmt(ms: dict, scale: float = 100.) -> str:
@@ -615,122 +615,45 @@ def fmt(ms: dict, scale: float = 100.) -> str:
 
 
 def write_markdown(res: dict, path: str) -> None:
+    from study_report import markdown_tables
+
     b, mach = res['budget'], res['machine']
     lines = [
         '# Learning signal on real imagery: results', '',
         f'Generated {mach["date"]} by `{res["command"]}`.', '',
         f'Machine: {mach["cpu_model"]}, {mach["cpu_count"]} logical CPUs, torch '
-        f'{mach["torch"]}, mmpretrain {mach["mmpretrain"]}, Python {mach["python"]}. '
-        'Timings are single-process wall-clock and are inflated when other jobs share the '
-        'machine (load averages per run are in results.json).', '',
+        f'{mach["torch"]}, mmpretrain {mach["mmpretrain"]}, Python {mach["python"]}; kernel '
+        f'variables {mach.get("kernel_env")}. Timings are wall-clock and are inflated when '
+        'other jobs share the machine (load averages per run are in the records).', '',
         f'Budget per method and seed: **{b["iters"]} iterations x batch {b["batch_size"]}** '
         f'= {b["images_seen"]} images ({b["passes_over_pool"]} passes over the '
         f'{b["pool_tiles"]}-tile pool), checkpoints at {b["checkpoints"]}; seeds '
-        f'{res["seeds"]}. Total wall-clock of the training runs and probes reported here: '
-        f'{res["total_run_and_probe_s"] / 60:.1f} min. Values: mean ± std over seeds at the '
-        'final checkpoint (random: the initialisation), in %.', '']
-    methods = list(res['summary'])
-
-    def table(title, cols, header):
-        out = [f'## {title}', '', '| method | ' + ' | '.join(header) + ' |',
-               '|---|' + '---|' * len(cols)]
-        for m in methods:
-            out.append(f'| {m} | ' + ' | '.join(fmt(res['summary'][m][c]) for c in cols) + ' |')
-        base = res['baselines']['mean_rgb']
-        out.append('| mean-RGB baseline | ' + ' | '.join(
-            fmt(dict(mean=base[c], std=0, n=1)) for c in cols) + ' |')
-        return out + ['']
-
-    lines += table('Linear probe: balanced accuracy (dense: building IoU)',
-                   [f'{t}/linear/bacc' for t in PATCH_TASKS] + [f'{DENSE_TASK}/linear/iou'],
-                   list(PATCH_TASKS) + ['building_dense IoU'])
-    lines += table(f'k-NN (k={res["probes"]["knn"]["k"]}, T={res["probes"]["knn"]["T"]}): '
-                   'balanced accuracy', [f'{t}/knn/bacc' for t in PATCH_TASKS],
-                   list(PATCH_TASKS))
-    lines += table('Accuracy: linear probe / k-NN',
-                   [f'{t}/{p}/acc' for t in PATCH_TASKS for p in ('linear', 'knn')],
-                   [f'{t} {p}' for t in PATCH_TASKS for p in ('lin', 'kNN')])
-    lines += table('Dense probe (building_dense): IoU / pixel accuracy / balanced accuracy',
-                   [f'{DENSE_TASK}/linear/{k}' for k in ('iou', 'pixel_acc', 'bacc')],
-                   ['IoU', 'pixel acc', 'balanced acc'])
-    lines += ['(The mean-RGB baseline of the dense task is the pixel\'s own value; its k-NN '
-              'uses Euclidean distance on standardised mean RGB.)', '',
-              '## Pretraining cost', '',
+        f'{res["seeds"]}. Compute spent on the runs reported here (training, probes, '
+        f'fine-tuning): {res["total_run_and_probe_s"] / 3600:.2f} h. Intervals: '
+        f'{res["design"]["n_boot"]} bootstrap replicates over seeds and test units '
+        f'(patches; {res["probes"]["dense"]["test_tile_px"]} px tiles of the dense test zone). '
+        f'Rule: {res["design"]["rule"]}.', '']
+    lines += markdown_tables(res)
+    lines += ['## Pretraining cost', '',
               '| method | s/iter (median) | data wait s/iter | wall-clock per run, s | '
-              'probe time per checkpoint, s |', '|---|---|---|---|---|']
+              'probe time per checkpoint, s | load average (1 min) |', '|---|---|---|---|---|---|']
     for m, c in res['cost'].items():
         lines.append(f'| {m} | ' + ' | '.join(fmt(c[k], 1.) for k in (
             's_per_iter_median', 'data_s_per_iter_median', 'wall_clock_s',
-            'eval_s_per_checkpoint')) + ' |')
-    lines += ['', '## Where CMID does not win', '']
-    lines += not_winning(res) or ['- (cmid not in this run)']
-    lines += ['', 'Plot: `probe_vs_iters.png` (linear probe solid, k-NN dashed; iteration 0 '
-              'is the random initialisation of each seed).', '']
+            'eval_s_per_checkpoint', 'loadavg_1min')) + ' |')
+    lines += ['', 'Plot: `probe_vs_iters.png` (linear probe solid, k-NN dashed, band: 95 % '
+              'interval of the mean; iteration 0 is the random initialisation of each seed).',
+              '']
     with open(path, 'w') as f:
         f.write('\n'.join(lines))
 
 
-def not_winning(res: dict) -> List[str]:
-    """Every task where some method (or the baseline) scores at least CMID's mean."""
-    if 'cmid' not in res['summary']:
-        return []
-    out = []
-    cols = [(f'{t}/linear/bacc', f'{t} linear bal. acc') for t in PATCH_TASKS] + \
-        [(f'{t}/knn/bacc', f'{t} k-NN bal. acc') for t in PATCH_TASKS] + \
-        [(f'{DENSE_TASK}/linear/iou', 'building_dense IoU')]
-    for col, label in cols:
-        c = res['summary']['cmid'][col]
-        rivals = [(m, s[col]) for m, s in res['summary'].items()
-                  if m != 'cmid' and s[col]['n'] and s[col]['mean'] >= c['mean']]
-        base = res['baselines']['mean_rgb'][col]
-        if base >= c['mean']:
-            rivals.append(('mean-RGB baseline', dict(mean=base, std=0, n=1)))
-        if rivals:
-            rivals.sort(key=lambda r: -r[1]['mean'])
-            out.append(f'- {label}: CMID {fmt(c)}; at least as high: ' + ', '.join(
-                f'{m} {fmt(s)}' for m, s in rivals))
-    if not out:
-        out.append('- CMID has the highest mean on every task and probe (check the stds: '
-                   'differences within them are not evidence).')
-    return out
-
-
 def plot(res: dict, path: str) -> None:
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    from study_report import plot_curves
 
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    panels = [(t, f'{t}: balanced accuracy', 'bacc') for t in PATCH_TASKS] + \
-        [(DENSE_TASK, 'building_dense: building IoU', 'iou')]
-    colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
-    for ax, (task, title, key) in zip(axes.flat, panels):
-        for i, (m, cur) in enumerate(res['curves'].items()):
-            its = cur['iters']
-            col = colours[i % len(colours)]
-            probes = ['linear'] if task == DENSE_TASK else ['linear', 'knn']
-            for probe in probes:
-                series = cur[f'{task}/{probe}/{key}']
-                mean = np.array([100 * s['mean'] for s in series])
-                std = np.array([100 * s['std'] for s in series])
-                ax.errorbar(its, mean, yerr=std, color=col, capsize=2, marker='o', ms=3,
-                            linestyle='-' if probe == 'linear' else '--',
-                            label=f'{m}' if probe == 'linear' else None)
-        base = res['baselines']['mean_rgb'][f'{task}/linear/{key}']
-        ax.axhline(100 * base, color='grey', linestyle=':', label='mean-RGB baseline (linear)')
-        ax.set_title(title)
-        ax.set_xlabel('pretraining iterations')
-        ax.set_ylabel('%')
-        ax.grid(alpha=0.3)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    axes.flat[-1].axis('off')
-    axes.flat[-1].legend(handles, labels, loc='center', title='solid: linear, dashed: k-NN')
     b = res['budget']
-    fig.suptitle(f'Frozen ResNet-18 features vs pretraining iterations (batch '
-                 f'{b["batch_size"]}, {len(res["seeds"])} seed(s), mean ± std)')
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    plot_curves(res, path, f'Frozen ResNet-18 features vs pretraining iterations (batch '
+                f'{b["batch_size"]}, seeds {res["seeds"]}, mean and 95 % interval)')
 
 
 # --- main ------------------------------------------------------------------------------------
@@ -806,7 +729,10 @@ def main(argv=None):
                 method, seed, iters, backbone_cfg, tasks, dense, args, iters_per_epoch)
     # iteration 0 of every curve is the seed's random initialisation, whether or not
     # 'random' is one of --methods; only its table row depends on that
-    res = aggregate(runs, randoms, baselines, iters, args, info, pool_tiles, batch)
+    targets = {n: tasks[n]['y_test'].numpy() for n in PATCH_TASKS}
+    rerun = load_records(args.rerun_records, iters) if args.rerun_records else None
+    res = aggregate(runs, randoms, baselines, targets, iters, args, info, pool_tiles, batch,
+                    rerun=rerun)
     if 'random' not in args.methods:
         res['summary'].pop('random', None)
     res['study_wall_clock_s'] = round(time.time() - start, 1)

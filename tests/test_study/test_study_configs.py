@@ -3,6 +3,7 @@ import glob
 import json
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -136,36 +137,58 @@ def test_parse_times_skips_warmup_and_checkpoint_iterations(tmp_path):
     assert out['train_loop_s'] == pytest.approx(sum(times.values()))
 
 
-def _fake_metrics(v):
-    pm = dict(acc=v, bacc=v, macro_f1=v)
-    patch = dict(knn=dict(pm), linear=dict(pm, l2=0.1))
-    out = {t: patch for t in study.PATCH_TASKS}
-    out[study.DENSE_TASK] = dict(iou=v / 2, pixel_acc=v, bacc=v, l2=1.0)
+def _fake_eval(wrong):
+    """Evaluation record whose predictions miss the first ``wrong`` of 10 test units of every
+    patch task (targets 0, 1, 0, 1, ...: balanced accuracy 1 - wrong / 10 for even ``wrong``)
+    and whose dense map has ``wrong`` false-positive pixels (IoU 20 / (20 + wrong))."""
+    target = np.array([0, 1] * 5)
+    pred = target.copy()
+    pred[:wrong] = 1 - pred[:wrong]
+    pm = dict(acc=1 - wrong / 10, bacc=1 - wrong / 10, macro_f1=0., pred=pred.tolist())
+    out = {t: dict(knn=dict(pm), linear=dict(pm, l2=0.1)) for t in study.PATCH_TASKS}
+    out[study.DENSE_TASK] = dict(
+        iou=20 / (20 + wrong), pixel_acc=0., bacc=0., l2=1.0,
+        blocks=dict(tp=[5] * 4, fp=[wrong, 0, 0, 0], fn=[0] * 4, tn=[5] * 4, size=30))
     return out
 
 
 def test_report_from_fake_runs(tmp_path):
-    args = study.parse_args(['--iters', '6', '--seeds', '0', '1', '--checkpoints', '3'])
+    args = study.parse_args(['--iters', '6', '--seeds', '0', '1', '--checkpoints', '3',
+                             '--n-boot', '400'])
     timing = dict(s_per_iter_median=1.5, data_s_per_iter_median=0.01, wall_clock_s=20.)
+    # CMID: right everywhere at the end, 4 wrong at iteration 4; MoCo-v2: 4 / 6 wrong (seeds)
+    wrong = {'cmid': {0: {2: 6, 4: 4, 6: 0}, 1: {2: 6, 4: 4, 6: 0}},
+             'mocov2': {0: {2: 6, 4: 6, 6: 4}, 1: {2: 6, 4: 6, 6: 6}}}
     runs = {m: {s: dict(method=m, seed=s, iters=6, timing=timing,
-                        evals={str(i): _fake_metrics(0.5 + 0.01 * i + 0.02 * s + d)
-                               for i in (2, 4, 6)}, eval_s={'2': 10., '4': 10., '6': 10.})
-                for s in (0, 1)}
-            for m, d in (('cmid', 0.1), ('mocov2', 0.15))}
-    randoms = {s: dict(method='random', seed=s, iters=0, evals={'0': _fake_metrics(0.4)},
+                        evals={str(i): _fake_eval(w) for i, w in per_it.items()},
+                        eval_s={'2': 10., '4': 10., '6': 10.})
+                for s, per_it in seeds.items()} for m, seeds in wrong.items()}
+    randoms = {s: dict(method='random', seed=s, iters=0, evals={'0': _fake_eval(10)},
                        eval_s={'0': 9.}) for s in (0, 1)}
     info = dict(cpu_model='test cpu', cpu_count=2, torch='x', mmpretrain='y', python='z',
                 date='2026-01-01')
-    res = study.aggregate(runs, randoms, _fake_metrics(0.45), 6, args, info, 204, 32)
-    assert res['summary']['cmid']['building/linear/bacc']['mean'] == pytest.approx(0.67)
-    assert res['summary']['cmid']['building/linear/bacc']['std'] == pytest.approx(0.01414, 1e-3)
+    targets = {t: np.array([0, 1] * 5) for t in study.PATCH_TASKS}
+    res = study.aggregate(runs, randoms, _fake_eval(10), targets, 6, args, info, 204, 32)
+    cm = res['summary']['cmid']['building/linear/bacc']
+    assert (cm['mean'], cm['lo'], cm['hi'], cm['per_seed']) == (1.0, 1.0, 1.0, [1.0, 1.0])
+    assert res['summary']['mocov2']['road/knn/bacc']['mean'] == pytest.approx(0.5)
+    d = res['comparisons']['mocov2']['road/knn/bacc']
+    assert d['mean'] == pytest.approx(0.5) and d['verdict'] == 'better' and d['lo'] > 0
+    assert res['comparisons']['baseline']['trees/linear/bacc']['mean'] == pytest.approx(1.0)
+    dense = res['comparisons']['mocov2']['building_dense/linear/iou']
+    assert dense['mean'] == pytest.approx(1 - (20 / 24 + 20 / 26) / 2)
+    # the curves start at the random initialisation; CMID still rises from 4 to 6
     assert res['curves']['cmid']['iters'] == [0, 2, 4, 6]
-    assert res['curves']['cmid']['road/knn/bacc'][0]['mean'] == pytest.approx(0.4)
+    assert res['curves']['cmid']['road/knn/bacc'][0]['mean'] == 0.0
+    assert res['plateau']['cmid']['building/linear/bacc']['mean'] == pytest.approx(0.4)
+    assert res['plateau']['cmid']['building/linear/bacc']['verdict'] == 'better'
+    assert res['plateau']['mocov2']['building/linear/bacc']['mean'] == pytest.approx(0.1)
     assert res['total_run_and_probe_s'] == pytest.approx(4 * (20 + 30) + 2 * 9)
     study.write_markdown(res, str(tmp_path / 'results.md'))
     text = (tmp_path / 'results.md').read_text()
-    assert '| cmid | 67.0 ± 1.4 |' in text
-    assert 'CMID 67.0 ± 1.4; at least as high: mocov2 72.0 ± 1.4' in text
+    assert '| CMID | 100.0 [100.0, 100.0] |' in text
+    assert '| MoCo-v2 | +50.0 [' in text and '**better**' in text
+    assert '| CMID, 4 -> 6 | +40.0 [' in text and '**still rising**' in text
     study.plot(res, str(tmp_path / 'probe_vs_iters.png'))
     assert (tmp_path / 'probe_vs_iters.png').stat().st_size > 10000
     json.dumps(res)  # serialisable
