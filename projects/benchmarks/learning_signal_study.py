@@ -53,6 +53,7 @@ from cmid_mm.utils.machine import machine_info  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from report_paths import portable_args  # noqa: E402
+from run_log import loadavg, parse_times  # noqa: E402
 
 ALL_METHODS = ('random', 'cmid', 'cmid_mim-only', 'cmid_global-only', 'cmid_local-only',
                'cmid_no-ffl', 'mocov2', 'byol', 'simmim')
@@ -96,6 +97,14 @@ def parse_args(argv=None):
     parser.add_argument('--dense-block', type=int, default=30,
                         help='test-zone tiles (px) of the dense probe\'s confusion counts, the '
                         'units the intervals resample')
+    parser.add_argument('--finetune-seeds', type=int, nargs='*', default=[0, 1, 2],
+                        help='seeds whose final backbones (and random init) are fine-tuned '
+                        'through mmseg and mmdet (finetune.py); none: no fine-tuning')
+    parser.add_argument('--finetune-tasks', nargs='+', default=['seg_buildings', 'det_trees'],
+                        choices=['seg_buildings', 'det_trees'])
+    parser.add_argument('--finetune-iters', type=int, default=None,
+                        help='fine-tuning iterations (default: the configs\' 100; fewer only '
+                        'for smoke tests: records do not say how long they trained)')
     parser.add_argument('--n-boot', type=int, default=2000,
                         help='bootstrap replicates of every interval')
     parser.add_argument('--rerun-records', default=None,
@@ -165,14 +174,6 @@ def budget_options(method: str, iters: int, n_ckpt: int, seed: int, iters_per_ep
         opts.append('model.local_head.warmup_teacher_temp_epochs='
                     f'{0.3 * iters / max(iters_per_epoch, 1):.4f}')
     return opts
-
-
-# --- load ------------------------------------------------------------------------------------
-def loadavg() -> Optional[List[float]]:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -402,35 +403,6 @@ def evaluate_baselines(tasks: dict, dense: dict, args) -> dict:
 
 
 # --- runs ------------------------------------------------------------------------------------
-def parse_times(run_dir: str, ckpt_iters=()) -> dict:
-    """Per-iteration times from mmengine's scalars.json (logger interval 1, window 1).
-
-    The steady-state statistics leave out the first two iterations (warm-up) and every
-    iteration right after a checkpoint (its time includes writing the checkpoint).
-    """
-    times, data_times = {}, {}
-    paths = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')))
-    for path in paths:  # one per attempt; a resumed attempt overwrites repeated iterations
-        for line in open(path):
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if 'time' in rec and 'iter' in rec:
-                times[rec['iter']] = rec['time']
-                data_times[rec['iter']] = rec.get('data_time', float('nan'))
-    skip = {1, 2} | {i + 1 for i in ckpt_iters}
-    steady = [times[i] for i in sorted(times) if i not in skip] or list(times.values())
-    steady_data = [data_times[i] for i in sorted(data_times) if i not in skip] or \
-        list(data_times.values())
-    return dict(
-        logged_iters=len(times), steady_iters=len(steady), attempts=len(paths),
-        s_per_iter_median=float(np.median(steady)) if steady else None,
-        s_per_iter_mean=float(np.mean(steady)) if steady else None,
-        data_s_per_iter_median=float(np.median(steady_data)) if steady_data else None,
-        train_loop_s=float(sum(times.values())))
-
-
 def train(method: str, seed: int, iters: int, run_dir: str, args, iters_per_epoch: int) -> dict:
     cfg = osp.join(args.config_dir, f'{method}.py')
     cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg, '--work-dir', run_dir,
@@ -529,6 +501,57 @@ def run_method(method, seed, iters, backbone_cfg, tasks, dense, args, iters_per_
         for ckpt in glob.glob(osp.join(run_dir, 'iter_*.pth')):
             os.remove(ckpt)
     return rec
+
+
+def finetune_record_path(args, task: str, method: str, seed: int, iters: int) -> str:
+    budget = 'random' if method == 'random' else f'it{iters}'
+    return osp.join(args.records, 'finetune', task, budget, method, f'seed{seed}.json')
+
+
+def run_finetunes(seed: int, iters: int, args) -> None:
+    """Fine-tune every method's final backbone of ``seed`` (random: the toolbox's own init
+    under the seed) on every fine-tuning task; one record per run."""
+    from finetune import prepare_finetune_data, run_finetune
+
+    data_dir = osp.join(args.work_dir, 'finetune_data')
+    prepare_finetune_data(args.data, data_dir)
+    for method in args.methods:
+        backbone = None
+        if method != 'random':
+            backbone = final_backbone_path(osp.join(args.work_dir, f'it{iters}', method,
+                                                    f'seed{seed}'))
+        for task in args.finetune_tasks:
+            path = finetune_record_path(args, task, method, seed, iters)
+            if osp.isfile(path):
+                continue
+            if backbone is not None and not osp.isfile(backbone):
+                raise SystemExit(f'fine-tuning {task} from {method} seed {seed}: its final '
+                                 f'backbone {backbone} is missing (the work dir of the '
+                                 'pretraining run was removed). Delete its pretraining record '
+                                 f'{record_path(args, method, seed, iters)} to retrain it, or '
+                                 'leave the seed out of --finetune-seeds')
+            work = osp.join(args.work_dir, 'finetune', task, method, f'seed{seed}')
+            print(f'[study] fine-tune {task} from {method} seed {seed}', flush=True)
+            rec = run_finetune(task, backbone, seed, work, data_dir, threads=args.threads,
+                               iters=args.finetune_iters)
+            rec['environment'] = run_environment(args)
+            write_record(path, rec)
+            print(f'[study] fine-tune {task} from {method} seed {seed}: ' + ', '.join(
+                f'{k} {100 * v:.1f}' for k, v in rec['metrics'].items()
+                if isinstance(v, float)), flush=True)
+
+
+def load_finetunes(args, iters: int) -> dict:
+    """task -> method -> seed -> fine-tuning record, for the requested methods and seeds."""
+    out = {}
+    for task in args.finetune_tasks:
+        for method in args.methods:
+            for seed in args.seeds:
+                path = finetune_record_path(args, task, method, seed, iters)
+                if osp.isfile(path):
+                    out.setdefault(task, {}).setdefault(method, {})[seed] = json.load(
+                        open(path))
+    return out
 
 
 def load_records(records: str, iters: int) -> Dict[str, Dict[int, dict]]:
@@ -727,12 +750,15 @@ def main(argv=None):
                 continue
             runs.setdefault(method, {})[seed] = run_method(
                 method, seed, iters, backbone_cfg, tasks, dense, args, iters_per_epoch)
+        if not args.report_only and seed in args.finetune_seeds:
+            run_finetunes(seed, iters, args)
     # iteration 0 of every curve is the seed's random initialisation, whether or not
     # 'random' is one of --methods; only its table row depends on that
     targets = {n: tasks[n]['y_test'].numpy() for n in PATCH_TASKS}
     rerun = load_records(args.rerun_records, iters) if args.rerun_records else None
+    from finetune import ap50_of_tiles
     res = aggregate(runs, randoms, baselines, targets, iters, args, info, pool_tiles, batch,
-                    rerun=rerun)
+                    finetune=load_finetunes(args, iters), ap_fn=ap50_of_tiles, rerun=rerun)
     if 'random' not in args.methods:
         res['summary'].pop('random', None)
     res['study_wall_clock_s'] = round(time.time() - start, 1)

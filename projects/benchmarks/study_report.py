@@ -207,7 +207,8 @@ def finetune_report(finetune: dict, n_boot: int, level: float,
 
             def mat_of(recs, counts):
                 return metric_matrix_from_fn(
-                    lambda u, idx: ap_fn([u['tiles'][i] for i in idx]), recs, counts)
+                    lambda u, idx: ap_fn([u['tiles'][i] for i in idx]),
+                    [r['units'] for r in recs], counts)
         rng = np.random.default_rng(1)
         counts = unit_counts(n, n_boot, rng)
         seeds_all = sorted({s for recs in by_method.values() for s in recs})
