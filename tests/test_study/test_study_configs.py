@@ -152,7 +152,8 @@ def _fake_eval(wrong):
     return out
 
 
-def test_report_from_fake_runs(tmp_path):
+def _fake_study():
+    """Records of a 6-iteration study with 2 seeds: args, runs, randoms, baseline, targets."""
     args = study.parse_args(['--iters', '6', '--seeds', '0', '1', '--checkpoints', '3',
                              '--n-boot', '400'])
     timing = dict(s_per_iter_median=1.5, data_s_per_iter_median=0.01, wall_clock_s=20.)
@@ -168,7 +169,12 @@ def test_report_from_fake_runs(tmp_path):
     info = dict(cpu_model='test cpu', cpu_count=2, torch='x', mmpretrain='y', python='z',
                 date='2026-01-01')
     targets = {t: np.array([0, 1] * 5) for t in study.PATCH_TASKS}
-    res = study.aggregate(runs, randoms, _fake_eval(10), targets, 6, args, info, 204, 32)
+    return args, runs, randoms, _fake_eval(10), targets, info
+
+
+def test_report_from_fake_runs(tmp_path):
+    args, runs, randoms, baseline, targets, info = _fake_study()
+    res = study.aggregate(runs, randoms, baseline, targets, 6, args, info, 204, 32)
     cm = res['summary']['cmid']['building/linear/bacc']
     assert (cm['mean'], cm['lo'], cm['hi'], cm['per_seed']) == (1.0, 1.0, 1.0, [1.0, 1.0])
     assert res['summary']['mocov2']['road/knn/bacc']['mean'] == pytest.approx(0.5)
@@ -192,3 +198,29 @@ def test_report_from_fake_runs(tmp_path):
     study.plot(res, str(tmp_path / 'probe_vs_iters.png'))
     assert (tmp_path / 'probe_vs_iters.png').stat().st_size > 10000
     json.dumps(res)  # serialisable
+
+
+def test_rerun_records_are_checked_against_the_prediction_intervals(tmp_path):
+    args, runs, randoms, baseline, targets, info = _fake_study()
+    # MoCo-v2's final balanced accuracy is 0.6 / 0.4 over seeds 0 / 1: prediction interval
+    # 0.5 +- t(0.975, 1) * 0.1414 * sqrt(1.5) = 0.5 +- 2.2; a rerun of seed 1 at 0.6 is inside;
+    # CMID's is 1.0 on both seeds (no spread): a rerun one unit off (0.9) is outside
+    args.records = str(tmp_path / 'rerun')
+    for method, wrong in (('mocov2', 4), ('cmid', 1)):
+        rec = dict(method=method, seed=1, iters=6, evals={'6': _fake_eval(wrong)},
+                   environment=dict(cpu_model='other cpu', pinned=False))
+        study.write_record(study.record_path(args, method, 1, 6), rec)
+    rerun = study.load_records(args.records, 6)
+    assert sorted(rerun) == ['cmid', 'mocov2'] and list(rerun['cmid']) == [1]
+    res = study.aggregate(runs, randoms, baseline, targets, 6, args, info, 204, 32,
+                          rerun=rerun)
+    moco = res['rerun']['mocov2/seed1']['columns']['road/linear/bacc']
+    assert moco['value'] == pytest.approx(0.6) and moco['published'] == pytest.approx(0.4)
+    assert moco['inside'] and moco['pred_lo'] < 0.4 < 0.6 < moco['pred_hi']
+    cm = res['rerun']['cmid/seed1']['columns']['road/linear/bacc']
+    assert cm['published'] == 1.0 and (cm['pred_lo'], cm['pred_hi']) == (1.0, 1.0)
+    assert cm['value'] == pytest.approx(0.9) and not cm['inside']
+    study.write_markdown(res, str(tmp_path / 'results.md'))
+    text = (tmp_path / 'results.md').read_text()
+    assert '| cmid/seed1 | other cpu, pinned=False | 0 of 9 |' in text
+
