@@ -1,13 +1,14 @@
-"""Learning signal on real imagery: pretrain each method on equal budgets, probe frozen features.
+"""Learning signal on real imagery: pretrain each method on equal budgets, probe frozen features,
+fine-tune through mmseg / mmdet, and report every conclusion with its interval.
 
-    python projects/benchmarks/learning_signal_study.py --iters 60 --seeds 0 1 2 \
-        --work-dir work_dirs/study --out docs/learning_signal
+    python projects/benchmarks/learning_signal_study.py --pin-kernels
 
-For every seed and method (``projects/benchmarks/configs/<method>.py``) it pretrains a ResNet-18 on the
-``data/rs_study`` pool with ``tools/train.py`` in a subprocess (same pool, batch, optimizer,
-iteration budget; checkpoints at 1/3, 2/3 and 3/3 of the budget), then probes the FROZEN
-student backbone of every checkpoint, and the random initialisation of the seed (iteration 0),
-on the spatially split tasks of ``data/rs_study`` (make_rs_study.py):
+For every seed (default 0-4) and method (``projects/benchmarks/configs/<method>.py``; default
+random, cmid, mocov2, byol, simmim) it pretrains a ResNet-18 on the ``data/rs_study`` pool with
+``tools/train.py`` in a subprocess (same pool, batch, optimizer, iteration budget; checkpoints at
+k/4 of the budget), then probes the FROZEN student backbone of every checkpoint, and the random
+initialisation of the seed (iteration 0), on the spatially split tasks of ``data/rs_study``
+(make_rs_study.py):
 
 * patch tasks (``building``, ``road``, ``trees``, ``s2_landcover``): each patch resized to the
   model input (96 px), global average pool of the last stage (512-d); weighted k-NN (cosine,
@@ -22,12 +23,16 @@ on the spatially split tasks of ``data/rs_study`` (make_rs_study.py):
 * baselines computed once: the mean RGB of each patch (k-NN in Euclidean distance on
   standardised values, and the linear probe) and, for the dense task, the pixel's own value.
 
-Output in ``--out``: ``results.json`` (every number per seed and checkpoint, timings, machine,
-date), ``results.md`` (mean +- std over seeds at the final checkpoint, cost per method, where
-CMID does not win) and ``probe_vs_iters.png``. Per run, ``<work-dir>/it<N>/<method>/seed<s>/
-eval.json`` marks it complete: a rerun skips it (resume a long study by running the same
-command again); an interrupted training continues from its last checkpoint
-(``--resume auto``). Checkpoints are deleted once evaluated unless ``--keep-checkpoints``.
+The final backbones of the ``--finetune-seeds`` (and the toolboxes' random init) are then
+fine-tuned by ``finetune.py`` (SpaceNet buildings through mmseg, NEON trees through mmdet).
+Every probe and fine-tune keeps its per-unit predictions, so ``study_report.py`` can bootstrap
+over seeds and test units.
+
+State: one JSON record per finished run in ``--records`` (default ``<out>/runs``); a rerun
+skips what is recorded (resume a long study by running the same command again, also on another
+machine once the records are committed). Output in ``--out``: ``results.json``, ``results.md``,
+``probe_vs_iters.png``. Checkpoints are deleted once probed unless ``--keep-checkpoints``; the
+final backbone of every run stays in its work dir for fine-tuning.
 """
 import argparse
 import glob
