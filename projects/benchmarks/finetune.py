@@ -72,7 +72,7 @@ CONFIGS = {
 DATA_VERSION = 1  # bump when prepare_finetune_data writes something else
 SEG_BLOCK = 30  # bootstrap unit of seg_buildings: SEG_BLOCK x SEG_BLOCK test pixels (label res.)
 DET_UPSAMPLE = 2  # 30 cm -> 15 cm, see the module docstring
-DET_TILE = 128  # test tiles of det_trees: about DET_TILE x DET_TILE px at 30 cm (before x3)
+DET_TILE = 128  # test tiles of det_trees: about DET_TILE x DET_TILE px at 30 cm (before upsampling)
 AP_IOU_THRS = tuple(np.round(np.arange(0.5, 0.951, 0.05), 2).tolist())
 
 
