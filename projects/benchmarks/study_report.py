@@ -272,6 +272,13 @@ def fmt_ci(d: dict) -> str:
     return f'{pct(d["mean"])} [{pct(d["lo"])}, {pct(d["hi"])}]'
 
 
+def fmt_range(lo: Optional[float], hi: Optional[float]) -> str:
+    """``lo – hi`` in %, or '–' when undefined (fewer than 2 seeds)."""
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return '–'
+    return f'{pct(lo)} – {pct(hi)}'
+
+
 def fmt_diff(d: dict) -> str:
     sign = '+' if d['mean'] >= 0 else ''
     mark = {'better': ' **better**', 'worse': ' **worse**', 'no difference': ''}[d['verdict']]
@@ -297,7 +304,7 @@ def markdown_tables(rep: dict) -> List[str]:
               head, sep]
     for m, s in rep['summary'].items():
         lines.append(f'| {LABELS.get(m, m)} | ' + ' | '.join(
-            f'{pct(s[c]["pred_lo"])} – {pct(s[c]["pred_hi"])}' for c in cols) + ' |')
+            fmt_range(s[c]['pred_lo'], s[c]['pred_hi']) for c in cols) + ' |')
     if rep['comparisons']:
         lines += ['', '## CMID against each method (paired; points of %)', '',
                   'Mean difference CMID − method [95 % interval]; **better** / **worse** when '
@@ -321,8 +328,8 @@ def markdown_tables(rep: dict) -> List[str]:
                       '|---|---|---|---|---|']
             for m, s in t['methods'].items():
                 c = t['comparisons'].get(m)
-                lines.append(f'| {LABELS.get(m, m)} | {fmt_ci(s)} | {pct(s["pred_lo"])} – '
-                             f'{pct(s["pred_hi"])} | {s["seeds"]} | '
+                lines.append(f'| {LABELS.get(m, m)} | {fmt_ci(s)} | '
+                             f'{fmt_range(s["pred_lo"], s["pred_hi"])} | {s["seeds"]} | '
                              f'{fmt_diff(c) if c else "–"} |')
             lines.append('')
     if rep.get('rerun'):
@@ -334,7 +341,7 @@ def markdown_tables(rep: dict) -> List[str]:
             desc = f'{env.get("cpu_model")}, pinned={env.get("pinned")}'
             ins = [c for c, v in r['columns'].items() if v['inside']]
             outs = [f'{COL_LABELS[c]} {pct(v["value"])} (published {pct(v["published"])}, '
-                    f'interval {pct(v["pred_lo"])} – {pct(v["pred_hi"])})'
+                    f'interval {fmt_range(v["pred_lo"], v["pred_hi"])})'
                     for c, v in r['columns'].items() if not v['inside']]
             lines.append(f'| {k} | {desc} | {len(ins)} of {len(r["columns"])} | '
                          f'{"; ".join(outs) or "–"} |')
