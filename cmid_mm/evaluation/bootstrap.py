@@ -124,8 +124,7 @@ def bootstrap_mean(full: np.ndarray, resampled: np.ndarray, draws: np.ndarray,
     """
     reps = resampled[draws, np.arange(draws.shape[0])[:, None]].mean(1)
     lo, hi = interval(reps, level)
-    return dict(mean=float(np.mean(full)), lo=lo, hi=hi, n_seeds=int(len(full)),
-                n_units=None, level=level)
+    return dict(mean=float(np.mean(full)), lo=lo, hi=hi, n_seeds=int(len(full)), level=level)
 
 
 def paired_difference(full_a: np.ndarray, full_b: np.ndarray, resampled_a: np.ndarray,

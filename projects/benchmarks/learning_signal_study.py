@@ -59,15 +59,13 @@ from cmid_mm.utils.machine import machine_info  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from report_paths import portable_args  # noqa: E402
 from run_log import loadavg, parse_times  # noqa: E402
+from study_report import DENSE_TASK, PATCH_TASKS  # noqa: E402
 
 ALL_METHODS = ('random', 'cmid', 'cmid_mim-only', 'cmid_global-only', 'cmid_local-only',
                'cmid_no-ffl', 'mocov2', 'byol', 'simmim')
 # the study's design (docs/learning_signal.md): CMID against the baselines; the ablations run
 # on request (--methods)
 DEFAULT_METHODS = ('random', 'cmid', 'mocov2', 'byol', 'simmim')
-PATCH_TASKS = ('building', 'road', 'trees', 's2_landcover')
-DENSE_TASK = 'building_dense'
-TASKS = PATCH_TASKS + (DENSE_TASK, )
 CMID_METHODS = tuple(m for m in ALL_METHODS if m.startswith('cmid'))
 
 
