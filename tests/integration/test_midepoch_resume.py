@@ -64,7 +64,7 @@ class SignalPlan:
     after reading that line. The seed is ``$CMID_PREEMPT_SEED`` when set, else fresh;
     ``str(plan)`` names it and the points (for messages)."""
 
-    def __init__(self, epochs):
+    def __init__(self, epochs, last_batch=LAST_BATCH):
         text = os.environ.get(SEED_ENV, '').strip()
         try:
             self.seed = int(text) if text else int.from_bytes(os.urandom(4), 'big')
@@ -75,12 +75,17 @@ class SignalPlan:
         self.points = []
         for epoch in epochs:
             epoch = rng.choice(epoch) if isinstance(epoch, tuple) else epoch
-            self.points.append((epoch, rng.randint(1, LAST_BATCH),
+            self.points.append((epoch, rng.randint(1, last_batch),
                                 round(rng.uniform(0, MAX_DELAY), 2)))
 
     def marker(self, i):
         epoch, batch, _ = self.points[i]
         return f'Epoch(train) [{epoch}][{batch}/{PER_EPOCH}]'
+
+    def iteration(self, i):
+        """The iteration (1-based, counted over epochs) whose log line is ``marker(i)``."""
+        epoch, batch, _ = self.points[i]
+        return (epoch - 1) * PER_EPOCH + batch
 
     def delay(self, i):
         return self.points[i][2]

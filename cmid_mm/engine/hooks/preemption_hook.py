@@ -48,6 +48,11 @@ def _signal_number(name) -> int:
                          "'SIGTERM', 'SIGUSR1', 'USR2' or numbers") from None
 
 
+def _ignore_sigterm() -> None:
+    """``preexec_fn`` of the requeue command (runs in the child, before exec)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _WorkersIgnore:
     """``worker_init_fn`` wrapper: the data-loader worker ignores ``signals`` while the trainer
     runs, and exits (status 0) on them once the trainer has set ``stopping``.
@@ -211,8 +216,15 @@ class PreemptionHook(Hook):
             return
         cmd = ['scontrol', 'requeue', str(job)]
         try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            # The requeue makes Slurm send SIGTERM to every process of the job, scontrol
+            # included: it could die of it after the request was done but before it exits,
+            # and its status would then say "failed" for a job that was requeued. Ignored
+            # signals stay ignored across exec, so scontrol lives to report its own status.
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                                 preexec_fn=_ignore_sigterm)
             ok, detail = res.returncode == 0, (res.stdout + res.stderr).strip()
+            if not ok:
+                detail = f'exit status {res.returncode}: {detail or "no output"}'
         except (OSError, subprocess.SubprocessError) as e:
             ok, detail = False, str(e)
         if ok:
@@ -220,7 +232,7 @@ class PreemptionHook(Hook):
                                   f'(`{" ".join(cmd)}`)')
         else:
             runner.logger.error(
-                f'PreemptionHook: `{" ".join(cmd)}` failed ({detail or "no output"}); the job '
+                f'PreemptionHook: `{" ".join(cmd)}` failed ({detail}); the job '
                 'is not requeued: submit it again (tools/slurm_train.sh adds --resume on a '
                 'requeued job; otherwise pass --resume), and check that it was submitted '
                 'with sbatch --requeue')
