@@ -55,13 +55,15 @@ SEED_ENV = 'CMID_PREEMPT_SEED'
 # up to PER_EPOCH - 2 leave one more whole iteration of slack before the epoch ends (a later
 # stop would be at the epoch's end, or in the next epoch), so the stop is mid-epoch.
 LAST_BATCH = PER_EPOCH - 2
-MAX_DELAY = 0.3  # s, drawn: where within the next iteration the signal lands
+# drawn: where within the next iteration the signal lands, as a fraction of the iteration time
+# the marker line logs (seconds would span several iterations on a fast machine)
+MAX_DELAY = 0.5
 
 
 class SignalPlan:
     """Random signal points: for each of ``epochs`` (an epoch, or a tuple of epochs to draw
-    one from), a batch (1..LAST_BATCH) after whose log line the signal is sent, and a delay (s)
-    after reading that line. The seed is ``$CMID_PREEMPT_SEED`` when set, else fresh;
+    one from), a batch (1..LAST_BATCH) after whose log line the signal is sent, and a delay
+    after reading that line, as a fraction of the iteration time the line logs. The seed is ``$CMID_PREEMPT_SEED`` when set, else fresh;
     ``str(plan)`` names it and the points (for messages)."""
 
     def __init__(self, epochs, last_batch=LAST_BATCH):
@@ -87,11 +89,15 @@ class SignalPlan:
         epoch, batch, _ = self.points[i]
         return (epoch - 1) * PER_EPOCH + batch
 
-    def delay(self, i):
-        return self.points[i][2]
+    def delay(self, i, line):
+        """Seconds to wait after the marker ``line`` (of this run's log) was read."""
+        found = re.search(r'\btime: ([0-9.]+)', line)
+        assert found, f'no iteration time in the marker line {line!r}'
+        return self.points[i][2] * float(found.group(1))
 
     def __str__(self):
-        drawn = '; '.join(f'signal {i + 1} {d:.2f} s after batch {b} of epoch {e} was logged'
+        drawn = '; '.join(f'signal {i + 1} {d:.2f} iterations after batch {b} of epoch {e} '
+                          'was logged'
                           for i, (e, b, d) in enumerate(self.points))
         return f'[{SEED_ENV}={self.seed}: {drawn}]'
 
@@ -154,15 +160,15 @@ def _all_gone(pids, wait_s=10.0):
     return False
 
 
-def _signal_at(proc, marker, signum, group=False, returncode=PREEMPTED, delay=0.0):
-    """Read the run's output until ``marker`` is logged, wait ``delay`` s, send ``signum`` to
+def _signal_at(proc, marker, signum, group=False, returncode=PREEMPTED, delay=lambda line: 0.0):
+    """Read the run's output until ``marker`` is logged, wait ``delay(line)`` s, send ``signum`` to
     the trainer (or, with ``group``, to every process of the run, data-loader workers included,
     as Slurm does), return all output (the run must stop by itself with status 75)."""
     lines = []
     for line in proc.stdout:
         lines.append(line)
         if marker in line:
-            time.sleep(delay)
+            time.sleep(delay(line))
             below = [proc.pid] + _descendants(proc.pid)
             if group:
                 os.killpg(proc.pid, signum)
@@ -239,10 +245,10 @@ def runs(tmp_path_factory):
         # C: SIGUSR1 at a random point of epoch 1, SIGTERM at one of epoch 2, then to the end.
         with reproducible(plan):
             c1 = _signal_at(_start(c_dir, 2), plan.marker(0), signal.SIGUSR1, group=True,
-                            delay=plan.delay(0))
+                            delay=lambda line: plan.delay(0, line))
             first = _preempted_at(c1, c_dir, 'SIGUSR1')  # (checked before the next run)
             c2 = _signal_at(_start(c_dir, 0, '--resume'), plan.marker(1), signal.SIGTERM,
-                            delay=plan.delay(1))
+                            delay=lambda line: plan.delay(1, line))
             second = _preempted_at(c2, c_dir, 'SIGTERM')
             c3 = _finish(_start(c_dir, 2, '--resume'))
         print(f'stopped after iterations {first} and {second}')
@@ -319,7 +325,7 @@ def test_sigterm_to_dist_train_resumes_bit_for_bit(two_ranks, tmp_path):
     try:
         with reproducible(plan):
             out = _signal_at(_start(c_dir, 2, ranks=2), plan.marker(0), signal.SIGTERM,
-                             returncode=1, delay=plan.delay(0))
+                             returncode=1, delay=lambda line: plan.delay(0, line))
             it = _preempted_at(out, c_dir, 'SIGTERM')
             print(f'stopped after iteration {it}')
             assert (epoch - 1) * PER_EPOCH + 1 <= it < epoch * PER_EPOCH, it  # mid-epoch

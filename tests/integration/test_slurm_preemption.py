@@ -3,8 +3,8 @@
 A batch job (``sbatch --requeue``) runs ``tools/slurm_train.sh`` (demo config, 16 images,
 2 ranks x batch 2 -> 4 iterations per epoch, 2 epochs). It is signalled twice while it trains,
 at random points (``SignalPlan``: a batch of the epoch after whose log line the signal is
-sent, and a delay; the seed is in every failure message, ``CMID_PREEMPT_SEED=<seed>`` draws
-the same points again):
+sent, and a delay in iterations; the seed is in every failure message,
+``CMID_PREEMPT_SEED=<seed>`` draws the same points again):
 
 1. ``scancel --signal=USR1 JOB`` (what ``--signal=USR1@T`` does: the tasks get it) during
    epoch 1: the ranks finish the iteration, rank 0 writes ``iter_N.pth`` and runs
@@ -81,10 +81,13 @@ def _wait_for(cluster, job, log, predicate, what):
     pytest.fail(f'waiting for {what}: job {state}\n{text[-4000:]}\n{cluster.logs()}')
 
 
-def _logged_iteration(run):
-    """The last iteration (1-based, over epochs) rank 0 logged in ``run`` (0 before any)."""
-    found = re.findall(r'^0: .*Epoch\(train\) \[(\d+)\]\[(\d+)/%d\]' % PER_EPOCH, run, re.M)
-    return max(((int(e) - 1) * PER_EPOCH + int(b) for e, b in found), default=0)
+def _last_logged(run):
+    """The last iteration (1-based, over epochs) rank 0 logged in ``run`` (0 before any), and
+    its log line."""
+    found = re.findall(r'^(0: .*Epoch\(train\) \[(\d+)\]\[(\d+)/%d\].*)$' % PER_EPOCH, run,
+                       re.M)
+    return max((((int(e) - 1) * PER_EPOCH + int(b), line) for line, e, b in found),
+               default=(0, ''))
 
 
 def _run_since(text, restart):
@@ -130,14 +133,14 @@ def _signalled_job(cluster, ref_dir, work, tmp_path, plan):
     job = res.stdout.strip().split(';')[0]
 
     # 1. USR1 to the tasks during epoch 1
-    _wait_for(cluster, job, log, lambda t, s: _logged_iteration(_run_since(t, 0)) >=
-              plan.iteration(0), f'{plan.marker(0)} (or later) of the first run')
-    time.sleep(plan.delay(0))
+    text, _ = _wait_for(cluster, job, log, lambda t, s: _last_logged(_run_since(t, 0))[0] >=
+                        plan.iteration(0), f'{plan.marker(0)} (or later) of the first run')
+    time.sleep(plan.delay(0, _last_logged(_run_since(text, 0))[1]))
     assert cluster.client('scancel', '--signal=USR1', job).returncode == 0
-    text, state = _wait_for(cluster, job, log, lambda t, s: _logged_iteration(_run_since(t, 1))
+    text, state = _wait_for(cluster, job, log, lambda t, s: _last_logged(_run_since(t, 1))[0]
                             >= plan.iteration(1), f'{plan.marker(1)} (or later) of the requeued run')
     # 2. USR1 to the batch shell only, during epoch 2 of the requeued run
-    time.sleep(plan.delay(1))
+    time.sleep(plan.delay(1, _last_logged(_run_since(text, 1))[1]))
     assert cluster.client('scancel', '--batch', '--signal=USR1', job).returncode == 0
     text, state = _wait_for(cluster, job, log, lambda t, s: s.get('JobState') == 'COMPLETED',
                             'the job to complete')
