@@ -20,7 +20,7 @@ Scores are recomputed from per-unit records, so a resample needs no model:
 Other scores (e.g. detection AP, which is not a sum over units) go through
 :func:`metric_matrix_from_fn` with a function of the drawn unit indices.
 """
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -145,9 +145,13 @@ def paired_difference(full_a: np.ndarray, full_b: np.ndarray, resampled_a: np.nd
     return out
 
 
-def prediction_interval(values: Sequence[float], level: float = 0.95) -> Dict[str, float]:
+def prediction_interval(values: Sequence[float], level: float = 0.95,
+                        bounds: Optional[Tuple[float, float]] = None) -> Dict[str, float]:
     """Where one more run (another seed, or the same seed on another machine) is expected:
-    mean +- t_{(1+level)/2, n-1} * s * sqrt(1 + 1/n) over the runs' scores (normal theory)."""
+    mean +- t_{(1+level)/2, n-1} * s * sqrt(1 + 1/n) over the runs' scores (normal theory),
+    cut to ``bounds`` (the metric's range, e.g. (0, 100) for a percentage: no run lands
+    outside it, so the cut keeps the coverage; with few runs t is large, t_{0.975, 1} = 12.7,
+    and the uncut interval runs far past the range)."""
     from scipy.stats import t as student_t
 
     v = np.asarray([x for x in values if x is not None and not np.isnan(x)], dtype=np.float64)
@@ -156,5 +160,7 @@ def prediction_interval(values: Sequence[float], level: float = 0.95) -> Dict[st
         return dict(mean=float(v.mean()) if n else float('nan'), lo=float('nan'),
                     hi=float('nan'), n=int(n))
     half = student_t.ppf((1 + level) / 2, n - 1) * v.std(ddof=1) * np.sqrt(1 + 1 / n)
-    return dict(mean=float(v.mean()), lo=float(v.mean() - half), hi=float(v.mean() + half),
-                n=int(n))
+    lo, hi = v.mean() - half, v.mean() + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return dict(mean=float(v.mean()), lo=float(lo), hi=float(hi), n=int(n))

@@ -116,6 +116,15 @@ def test_prediction_interval_hand_computed():
     assert out['hi'] == pytest.approx(3 + half, abs=1e-5)
 
 
+def test_prediction_interval_is_cut_to_the_metric_range():
+    # two runs: t_{0.975, 1} = 12.7062, s = sqrt(2), sqrt(1 + 1/2): 94 +- 22.01
+    half = 12.7062 * np.sqrt(2.0) * np.sqrt(1.5)
+    out = prediction_interval([95.0, 93.0], bounds=(0.0, 100.0))
+    assert out['lo'] == pytest.approx(94 - half, abs=1e-3) and out['hi'] == 100.0
+    assert prediction_interval([95.0, 93.0])['hi'] == pytest.approx(94 + half, abs=1e-3)
+    assert prediction_interval([5.0, 3.0], bounds=(0.0, 100.0))['lo'] == 0.0
+
+
 def test_verdict_rule_and_unknown_metric():
     assert verdict(0.001, 0.2) == 'better' and verdict(-0.2, -0.01) == 'worse'
     assert verdict(-0.01, 0.3) == 'no difference' and verdict(0.0, 0.3) == 'no difference'
