@@ -5,7 +5,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 from mmpretrain.models.backbones import SwinTransformer
-from mmpretrain.models.utils import ShiftWindowMSA
+from mmpretrain.models.utils import ShiftWindowMSA, WindowMSA
 from mmpretrain.registry import MODELS
 
 from cmid_mm.models.utils.mask_token import apply_mask_token, check_mask_mode, modified_output
@@ -16,6 +16,37 @@ def shift_window_mask(hw_shape, window_size, shift_size, device=None, value=-1e4
     ``value`` instead of -100 between tokens from different regions (0 elsewhere)."""
     mask = ShiftWindowMSA.get_attn_mask(hw_shape, window_size, shift_size, device)
     return None if mask is None else mask.masked_fill(mask != 0, value)
+
+
+class UnbindWindowMSA(WindowMSA):
+    """mmpretrain's ``WindowMSA`` with q, k, v taken by ``unbind`` instead of three indexings.
+
+    The same operations in the same order, so outputs and gradients are bit-identical. What
+    changes is the backward: each of ``qkv[0]``, ``qkv[1]``, ``qkv[2]`` back-propagates into
+    a zero-filled tensor of the whole qkv size, and the three are added; ``unbind``'s
+    backward writes the three gradients into one tensor. Measured on 2 cores, forward +
+    backward of one Swin-T stage-1 window attention (512 windows of 49 tokens, 96 channels):
+    55 -> 46 ms; stage 2: 27 -> 23 ms.
+    """
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        B_, N, C = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads,
+                                  C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q = q * self.scale
+        attn = q @ k.transpose(-2, -1)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(
+            self.window_size[0] * self.window_size[1],
+            self.window_size[0] * self.window_size[1], -1)
+        attn = attn + bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        if mask is not None:
+            nW = mask.shape[0]
+            attn = attn.view(B_ // nW, nW, self.num_heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.num_heads, N, N)
+        attn = self.attn_drop(self.softmax(attn))
+        x = (attn @ v).transpose(1, 2).reshape(B_, N, C)
+        return self.proj_drop(self.proj(x))
 
 
 @MODELS.register_module()
@@ -34,7 +65,8 @@ class CMIDSwinTransformer(SwinTransformer):
     4-7x as long on every shifted block (measured on 2 cores, Swin-T's first stage). With
     -1e4 the weight underflows to exactly 0: the masked keys' weights change by < 4e-44,
     far below float32 resolution of any output. ``shift_mask_value=-100`` gives mmpretrain's
-    masks back.
+    masks back. The window attentions are :class:`UnbindWindowMSA` (bit-identical, faster
+    backward).
 
     Args:
         mask_mode: ``'add'`` (``x + token * mask``, CMID reference) or ``'replace'``
@@ -53,12 +85,15 @@ class CMIDSwinTransformer(SwinTransformer):
             raise ValueError(f'CMIDSwinTransformer: shift_mask_value must be <= -100 (it '
                              f'masks attention between shifted regions); got '
                              f'{shift_mask_value!r}')
-        if shift_mask_value != -100:
-            mask_fn = functools.partial(shift_window_mask, value=float(shift_mask_value))
-            for module in self.modules():
-                if isinstance(module, ShiftWindowMSA):
-                    # ShiftWindowMSA.forward calls self.get_attn_mask(...) (a staticmethod)
-                    module.get_attn_mask = mask_fn
+        mask_fn = functools.partial(shift_window_mask, value=float(shift_mask_value))
+        for module in self.modules():
+            if not isinstance(module, ShiftWindowMSA):
+                continue
+            if shift_mask_value != -100:
+                # ShiftWindowMSA.forward calls self.get_attn_mask(...) (a staticmethod)
+                module.get_attn_mask = mask_fn
+            if type(module.w_msa) is WindowMSA:  # not a window_msa given in attn_cfgs
+                module.w_msa.__class__ = UnbindWindowMSA  # same parameters, faster backward
 
     def forward(self, x: torch.Tensor,
                 mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, ...]:

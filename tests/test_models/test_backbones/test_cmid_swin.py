@@ -2,8 +2,10 @@ import pytest
 import torch
 import torch.nn as nn
 from mmpretrain.models.backbones import SwinTransformer
+from mmpretrain.models.utils import WindowMSA
 
 from cmid_mm.models.backbones import CMIDSwinTransformer
+from cmid_mm.models.backbones.cmid_swin import UnbindWindowMSA
 
 TINY = dict(arch=dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 4]),
             img_size=64, window_size=2)
@@ -61,6 +63,29 @@ def test_unmasked_is_stock_bit_for_bit(train):
                                       (2, 128, 2, 2)]
     for e, o in zip(expected, out):
         assert torch.equal(e, o)
+
+
+def test_unbind_window_attention_gives_stock_outputs_and_gradients_bit_for_bit():
+    # UnbindWindowMSA changes how q, k, v are taken (one unbind, not three indexings); the
+    # attention dropout (attn_cfgs) checks that its random draws stay in the same order
+    stock, cmid = build_pair(out_indices=(0, 1, 2, 3), drop_path_rate=0.2,
+                             stage_cfgs=dict(block_cfgs=dict(attn_cfgs=dict(attn_drop=0.1))))
+    assert {type(m.attn.w_msa) for m in cmid.modules() if hasattr(m, 'attn')} == \
+        {UnbindWindowMSA}
+    assert {type(m.attn.w_msa) for m in stock.modules() if hasattr(m, 'attn')} == {WindowMSA}
+    x = torch.randn(2, 3, 64, 64)
+    results = []
+    for model in (stock, cmid):
+        model.train()
+        xi = x.clone().requires_grad_()
+        out = run(model, xi)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in out).backward()
+        results.append((out, [xi.grad] + [p.grad for n, p in model.named_parameters()
+                                          if n != 'mask_token']))
+    (out_s, g_s), (out_c, g_c) = results
+    assert all(torch.equal(a, b) for a, b in zip(out_s, out_c))
+    assert len(g_s) == len(g_c) == 1 + len(list(stock.parameters()))
+    assert all(a is not None and torch.equal(a, b) for a, b in zip(g_s, g_c))
 
 
 def test_state_dict_is_stock_plus_mask_token():
