@@ -63,8 +63,9 @@ MAX_DELAY = 0.5
 class SignalPlan:
     """Random signal points: for each of ``epochs`` (an epoch, or a tuple of epochs to draw
     one from), a batch (1..LAST_BATCH) after whose log line the signal is sent, and a delay
-    after reading that line, as a fraction of the iteration time the line logs. The seed is ``$CMID_PREEMPT_SEED`` when set, else fresh;
-    ``str(plan)`` names it and the points (for messages)."""
+    after reading that line, as a fraction of the iteration time the line logs. The seed is
+    ``$CMID_PREEMPT_SEED`` when set, else fresh; ``str(plan)`` names it and the points (for
+    messages)."""
 
     def __init__(self, epochs, last_batch=LAST_BATCH):
         text = os.environ.get(SEED_ENV, '').strip()

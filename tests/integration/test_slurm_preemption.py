@@ -138,7 +138,7 @@ def _signalled_job(cluster, ref_dir, work, tmp_path, plan):
     time.sleep(plan.delay(0, _last_logged(_run_since(text, 0))[1]))
     assert cluster.client('scancel', '--signal=USR1', job).returncode == 0
     text, state = _wait_for(cluster, job, log, lambda t, s: _last_logged(_run_since(t, 1))[0]
-                            >= plan.iteration(1), f'{plan.marker(1)} (or later) of the requeued run')
+                            >= plan.iteration(1), f'{plan.marker(1)} (or later) of run 2')
     # 2. USR1 to the batch shell only, during epoch 2 of the requeued run
     time.sleep(plan.delay(1, _last_logged(_run_since(text, 1))[1]))
     assert cluster.client('scancel', '--batch', '--signal=USR1', job).returncode == 0
