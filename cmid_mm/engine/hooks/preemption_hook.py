@@ -48,11 +48,6 @@ def _signal_number(name) -> int:
                          "'SIGTERM', 'SIGUSR1', 'USR2' or numbers") from None
 
 
-def _ignore_sigterm() -> None:
-    """``preexec_fn`` of the requeue command (runs in the child, before exec)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 class _WorkersIgnore:
     """``worker_init_fn`` wrapper: the data-loader worker ignores ``signals`` while the trainer
     runs, and exits (status 0) on them once the trainer has set ``stopping``.
@@ -218,10 +213,11 @@ class PreemptionHook(Hook):
         try:
             # The requeue makes Slurm send SIGTERM to every process of the job, scontrol
             # included: it could die of it after the request was done but before it exits,
-            # and its status would then say "failed" for a job that was requeued. Ignored
-            # signals stay ignored across exec, so scontrol lives to report its own status.
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
-                                 preexec_fn=_ignore_sigterm)
+            # and its status would then say "failed" for a job that was requeued. An ignored
+            # signal stays ignored across exec, so scontrol lives to report its own status
+            # (set by sh, not by a preexec_fn, which is unsafe in a process with threads).
+            res = subprocess.run(['sh', '-c', 'trap "" TERM; exec "$0" "$@"', *cmd],
+                                 capture_output=True, text=True, timeout=60)
             ok, detail = res.returncode == 0, (res.stdout + res.stderr).strip()
             if not ok:
                 detail = f'exit status {res.returncode}: {detail or "no output"}'
