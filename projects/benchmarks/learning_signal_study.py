@@ -35,6 +35,7 @@ machine once the records are committed). Output in ``--out``: ``results.json``, 
 final backbone of every run stays in its work dir for fine-tuning.
 """
 import argparse
+import datetime
 import glob
 import json
 import math
@@ -646,7 +647,8 @@ def write_markdown(res: dict, path: str) -> None:
     b, mach = res['budget'], res['machine']
     lines = [
         '# Learning signal on real imagery: results', '',
-        f'Generated {mach["date"]} by `{res["command"]}`.', '',
+        f'Written {res.get("written", mach["date"])} by `{res["command"]}` (started '
+        f'{mach["date"]}).', '',
         f'Machine: {mach["cpu_model"]}, {mach["cpu_count"]} logical CPUs, torch '
         f'{mach["torch"]}, mmpretrain {mach["mmpretrain"]}, Python {mach["python"]}; kernel '
         f'variables {mach.get("kernel_env")}. Timings are wall-clock and are inflated when '
@@ -766,6 +768,7 @@ def main(argv=None):
         res['summary'].pop('random', None)
     res['study_wall_clock_s'] = round(time.time() - start, 1)
     res['machine']['loadavg_end'] = loadavg()
+    res['written'] = datetime.datetime.now().astimezone().isoformat(timespec='seconds')
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(res, f, indent=1)
