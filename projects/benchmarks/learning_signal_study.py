@@ -617,6 +617,7 @@ def aggregate(runs: Dict[str, Dict[int, dict]], randoms: Dict[int, dict], baseli
     res.update(
         study='learning signal on real imagery (issue 18: intervals, SimMIM, fine-tuning)',
         command=' '.join(shlex.quote(a) for a in portable_args([sys.executable] + sys.argv)),
+        written=datetime.datetime.now().astimezone().isoformat(timespec='seconds'),
         machine=info, budget=dict(iters=iters, batch_size=batch, pool_tiles=pool_tiles,
                                   images_seen=iters * batch,
                                   passes_over_pool=round(iters * batch / pool_tiles, 2),
@@ -647,7 +648,7 @@ def write_markdown(res: dict, path: str) -> None:
     b, mach = res['budget'], res['machine']
     lines = [
         '# Learning signal on real imagery: results', '',
-        f'Written {res.get("written", mach["date"])} by `{res["command"]}` (started '
+        f'Written {res["written"]} by `{res["command"]}` (started '
         f'{mach["date"]}).', '',
         f'Machine: {mach["cpu_model"]}, {mach["cpu_count"]} logical CPUs, torch '
         f'{mach["torch"]}, mmpretrain {mach["mmpretrain"]}, Python {mach["python"]}; kernel '
@@ -716,8 +717,8 @@ def main(argv=None):
     mean, std = list(random_cfg.pool_mean), list(random_cfg.pool_std)
     manifest = json.load(open(osp.join(args.data, 'manifest.json')))
     if [round(v, 2) for v in manifest['pretrain']['mean_rgb']] != mean:
-        print('[study] warning: projects/benchmarks/configs normalisation differs from the pool statistics '
-              f'in {args.data}/manifest.json', flush=True)
+        print('[study] warning: projects/benchmarks/configs normalisation differs from the '
+              f'pool statistics in {args.data}/manifest.json', flush=True)
     pool_tiles = manifest['pretrain']['num_tiles']
     batch = int(random_cfg.batch_size)
     iters_per_epoch = pool_tiles // batch
@@ -768,7 +769,6 @@ def main(argv=None):
         res['summary'].pop('random', None)
     res['study_wall_clock_s'] = round(time.time() - start, 1)
     res['machine']['loadavg_end'] = loadavg()
-    res['written'] = datetime.datetime.now().astimezone().isoformat(timespec='seconds')
     os.makedirs(args.out, exist_ok=True)
     with open(osp.join(args.out, 'results.json'), 'w') as f:
         json.dump(res, f, indent=1)

@@ -28,7 +28,8 @@ DENSE_TASK = 'building_dense'
 # (task, probe, metric): the columns of every table
 COLUMNS = [(t, p, 'bacc') for t in PATCH_TASKS for p in ('linear', 'knn')] + \
     [(DENSE_TASK, 'linear', 'iou')]
-PERCENT = (0.0, 100.0)  # every metric here (balanced accuracy, IoU, AP50) is a percentage
+# every metric here (balanced accuracy, IoU, AP50) is a fraction (shown as %): its range
+METRIC_RANGE = (0.0, 1.0)
 METHOD_ORDER = ('random', 'cmid', 'cmid_mim-only', 'cmid_global-only', 'cmid_local-only',
                 'cmid_no-ffl', 'mocov2', 'byol', 'simmim')
 LABELS = {'random': 'random init', 'cmid': 'CMID', 'mocov2': 'MoCo-v2', 'byol': 'BYOL',
@@ -87,7 +88,7 @@ def summarise_method(by_seed: Dict[int, dict], targets: dict, rs: Resampler,
     for col in COLUMNS:
         full, mat = column_matrices(evals, col, targets, rs)
         m = bootstrap_mean(full, mat, rs.draws_for(len(evals)), level)
-        p = prediction_interval(full, level, bounds=PERCENT)
+        p = prediction_interval(full, level, bounds=METRIC_RANGE)
         out[col_name(col)] = dict(m, pred_lo=p['lo'], pred_hi=p['hi'], seeds=seeds,
                                   per_seed=[float(v) for v in full])
     return out
@@ -223,7 +224,7 @@ def finetune_report(finetune: dict, n_boot: int, level: float,
         for m in by_method:
             d = draws if len(fulls[m]) == len(seeds_all) else seed_draws(
                 len(fulls[m]), n_boot, np.random.default_rng(len(fulls[m])))
-            p = prediction_interval(fulls[m], level, bounds=PERCENT)
+            p = prediction_interval(fulls[m], level, bounds=METRIC_RANGE)
             task_out['methods'][m] = dict(bootstrap_mean(fulls[m], mats[m], d, level),
                                           pred_lo=p['lo'], pred_hi=p['hi'],
                                           seeds=sorted(by_method[m]),

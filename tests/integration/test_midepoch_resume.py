@@ -161,15 +161,16 @@ def _all_gone(pids, wait_s=10.0):
     return False
 
 
-def _signal_at(proc, marker, signum, group=False, returncode=PREEMPTED, delay=lambda line: 0.0):
-    """Read the run's output until ``marker`` is logged, wait ``delay(line)`` s, send ``signum`` to
-    the trainer (or, with ``group``, to every process of the run, data-loader workers included,
-    as Slurm does), return all output (the run must stop by itself with status 75)."""
-    lines = []
+def _signal_at(proc, plan, i, signum, group=False, returncode=PREEMPTED):
+    """Read the run's output until ``plan.marker(i)`` is logged, wait ``plan.delay(i, line)``
+    s, send ``signum`` to the trainer (or, with ``group``, to every process of the run,
+    data-loader workers included, as Slurm does), return all output (the run must stop by
+    itself with status 75)."""
+    lines, marker = [], plan.marker(i)
     for line in proc.stdout:
         lines.append(line)
         if marker in line:
-            time.sleep(delay(line))
+            time.sleep(plan.delay(i, line))
             below = [proc.pid] + _descendants(proc.pid)
             if group:
                 os.killpg(proc.pid, signum)
@@ -245,11 +246,9 @@ def runs(tmp_path_factory):
         _finish(a)
         # C: SIGUSR1 at a random point of epoch 1, SIGTERM at one of epoch 2, then to the end.
         with reproducible(plan):
-            c1 = _signal_at(_start(c_dir, 2), plan.marker(0), signal.SIGUSR1, group=True,
-                            delay=lambda line: plan.delay(0, line))
+            c1 = _signal_at(_start(c_dir, 2), plan, 0, signal.SIGUSR1, group=True)
             first = _preempted_at(c1, c_dir, 'SIGUSR1')  # (checked before the next run)
-            c2 = _signal_at(_start(c_dir, 0, '--resume'), plan.marker(1), signal.SIGTERM,
-                            delay=lambda line: plan.delay(1, line))
+            c2 = _signal_at(_start(c_dir, 0, '--resume'), plan, 1, signal.SIGTERM)
             second = _preempted_at(c2, c_dir, 'SIGTERM')
             c3 = _finish(_start(c_dir, 2, '--resume'))
         print(f'stopped after iterations {first} and {second}')
@@ -325,8 +324,7 @@ def test_sigterm_to_dist_train_resumes_bit_for_bit(two_ranks, tmp_path):
     epoch = plan.points[0][0]
     try:
         with reproducible(plan):
-            out = _signal_at(_start(c_dir, 2, ranks=2), plan.marker(0), signal.SIGTERM,
-                             returncode=1, delay=lambda line: plan.delay(0, line))
+            out = _signal_at(_start(c_dir, 2, ranks=2), plan, 0, signal.SIGTERM, returncode=1)
             it = _preempted_at(out, c_dir, 'SIGTERM')
             print(f'stopped after iteration {it}')
             assert (epoch - 1) * PER_EPOCH + 1 <= it < epoch * PER_EPOCH, it  # mid-epoch

@@ -203,7 +203,8 @@ def test_report_from_fake_runs(tmp_path):
 def test_rerun_records_are_checked_against_the_prediction_intervals(tmp_path):
     args, runs, randoms, baseline, targets, info = _fake_study()
     # MoCo-v2's final balanced accuracy is 0.6 / 0.4 over seeds 0 / 1: prediction interval
-    # 0.5 +- t(0.975, 1) * 0.1414 * sqrt(1.5) = 0.5 +- 2.2; a rerun of seed 1 at 0.6 is inside;
+    # 0.5 +- t(0.975, 1) * 0.1414 * sqrt(1.5) = 0.5 +- 2.2, cut to the metric's range [0, 1];
+    # a rerun of seed 1 at 0.6 is inside;
     # CMID's is 1.0 on both seeds (no spread): a rerun one unit off (0.9) is outside
     args.records = str(tmp_path / 'rerun')
     for method, wrong in (('mocov2', 4), ('cmid', 1)):
@@ -216,11 +217,12 @@ def test_rerun_records_are_checked_against_the_prediction_intervals(tmp_path):
                           rerun=rerun)
     moco = res['rerun']['mocov2/seed1']['columns']['road/linear/bacc']
     assert moco['value'] == pytest.approx(0.6) and moco['published'] == pytest.approx(0.4)
-    assert moco['inside'] and moco['pred_lo'] < 0.4 < 0.6 < moco['pred_hi']
+    assert moco['inside'] and (moco['pred_lo'], moco['pred_hi']) == (0.0, 1.0)
     cm = res['rerun']['cmid/seed1']['columns']['road/linear/bacc']
     assert cm['published'] == 1.0 and (cm['pred_lo'], cm['pred_hi']) == (1.0, 1.0)
     assert cm['value'] == pytest.approx(0.9) and not cm['inside']
     study.write_markdown(res, str(tmp_path / 'results.md'))
     text = (tmp_path / 'results.md').read_text()
     assert '| cmid/seed1 | other cpu, pinned=False | 0 of 9 |' in text
+    assert '| MoCo-v2 | 0.0 – 100.0 |' in text  # the cut prediction interval, in %
 
